@@ -1,0 +1,107 @@
+"""The backend protocol: build an engine into a cache directory, load it, run it.
+
+A backend never decides verdicts, never writes baselines and never times anything itself:
+it builds files, loads them, and hands out a :class:`Launch` that the measurement code times.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol
+
+from pytest_trtbench.device import DeviceInfo
+from pytest_trtbench.profile import ShapeProfile
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+class BackendError(Exception):
+    """A build or run failed for a reason the user can act on; the message says which and how."""
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """Everything an engine build depends on. Every field that changes the engine is in the cache key."""
+
+    onnx_path: Path
+    """The fp32 source model (a user's ONNX file or the export of a PyTorch factory)."""
+    precision: str
+    """``fp32``, ``tf32``, ``fp16``, ``bf16``, ``int8`` or ``fp8``."""
+    profiles: tuple[ShapeProfile, ...]
+    """One or more optimization profiles; cases pick the first profile that contains their shapes."""
+    device: DeviceInfo
+    calibration: Callable[[], Iterable[Mapping[str, np.ndarray]]] | None = None
+    """Yields calibration feeds for int8 (seeded, so a rebuild sees the same data)."""
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """Backend options (e.g. ``fp32_ops`` kept in fp32, ``opt_level``, ``workspace_mib``); JSON-able."""
+
+
+@dataclass
+class BuildOutput:
+    """What :meth:`Backend.build` wrote: file names relative to the entry directory, plus metadata."""
+
+    files: list[str]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """JSON-able facts stored in the cache sidecar (e.g. ``engine_precisions``, layer info)."""
+
+
+class Launch(Protocol):
+    """One prepared inference: inputs already in place, so calling it only launches work.
+
+    On CPU ``__call__`` runs synchronously and ``cuda_stream`` is ``None``. On a GPU it enqueues
+    on ``cuda_stream`` (a ``torch.cuda.Stream``), and ``synchronize`` waits for it.
+    """
+
+    cuda_stream: Any
+
+    def __call__(self) -> None: ...
+
+    def synchronize(self) -> None: ...
+
+
+class Engine(Protocol):
+    """A loaded engine."""
+
+    input_names: list[str]
+    output_names: list[str]
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run once and return host copies of every output."""
+        ...
+
+    def prepare(self, feeds: Mapping[str, np.ndarray]) -> Launch:
+        """Stage *feeds* (host-to-device copies, shapes) once, for timing."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Backend(Protocol):
+    """Builds and loads engines of one kind (ONNX Runtime, TensorRT, ...)."""
+
+    name: str
+
+    def unsupported_reason(self, precision: str, device: DeviceInfo) -> str | None:
+        """``None`` if this backend can build *precision* for *device*; else why not (a skip reason)."""
+        ...
+
+    def execution_unavailable_reason(self, device: DeviceInfo) -> str | None:
+        """``None`` if built engines can run here; else why not (the case is reported ``built``)."""
+        ...
+
+    def cache_identity(self, request: BuildRequest) -> dict[str, str]:
+        """Library flavor/version and options that change the engine; goes into the cache key."""
+        ...
+
+    def build(self, request: BuildRequest, out_dir: Path, cache_root: Path) -> BuildOutput:
+        """Build into *out_dir* (a private temporary directory; the cache renames it into place).
+
+        *cache_root* is the cache directory of this GPU namespace, for state shared between
+        builds (TensorRT's timing cache); the backend locks what it writes there.
+        """
+        ...
+
+    def load(self, entry_dir: Path, metadata: Mapping[str, Any], request: BuildRequest) -> Engine:
+        """Load a cached entry. Raise :class:`BackendError` if the files are unreadable."""
+        ...
