@@ -1,0 +1,153 @@
+"""ONNX Runtime as an engine under test: CPU provider here, CUDA provider where a GPU is present.
+
+The "engine" is the optimized model ONNX Runtime writes for the provider (after Q/DQ quantization
+for int8, after float conversion for fp16), stored in the engine cache.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+from pytest_trtbench.backends.base import BackendError, BuildOutput, BuildRequest
+from pytest_trtbench.device import DeviceInfo
+
+if TYPE_CHECKING:
+    import numpy as np
+
+ENGINE_FILE = "model.opt.onnx"
+
+
+def _ort() -> Any:
+    try:
+        import onnxruntime
+    except ImportError:
+        raise BackendError("onnxruntime is not installed: pip install 'pytest-trtbench[onnxruntime]'") from None
+    return onnxruntime
+
+
+def _providers(device: DeviceInfo) -> list[str]:
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.kind == "cuda" else ["CPUExecutionProvider"]
+
+
+class OnnxRuntimeBackend:
+    name = "onnxruntime"
+
+    def unsupported_reason(self, precision: str, device: DeviceInfo) -> str | None:
+        try:
+            ort = _ort()
+        except BackendError as exc:
+            return str(exc)
+        if device.kind == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
+            return "onnxruntime has no CUDAExecutionProvider here: pip install onnxruntime-gpu"
+        if precision in ("fp16",) and device.kind != "cuda":
+            return "fp16 on onnxruntime needs the CUDA provider; the CPU provider lacks fp16 kernels for most ops"
+        if precision in ("tf32", "bf16", "fp8"):
+            return f"{precision} is not a precision the onnxruntime backend builds (use --trt-backend=tensorrt)"
+        return None
+
+    def execution_unavailable_reason(self, device: DeviceInfo) -> str | None:
+        if device.target_only:
+            return f"{device.gpu} is not present: built, not executed"
+        return None
+
+    def cache_identity(self, request: BuildRequest) -> dict[str, str]:
+        ort = _ort()
+        return {"onnxruntime": ort.__version__, "providers": ",".join(_providers(request.device))}
+
+    def build(self, request: BuildRequest, out_dir: Path, cache_root: Path) -> BuildOutput:
+        ort = _ort()
+        src = request.onnx_path
+        recipe: dict[str, Any] = {"precision": request.precision}
+        if request.precision == "int8":
+            from pytest_trtbench.quantize import RECIPE, QuantizationError, quantize_qdq
+
+            if request.calibration is None:
+                raise BackendError(f"{src}: int8 needs calibration data")
+            qdq = out_dir / "model.qdq.onnx"
+            try:
+                quantize_qdq(src, qdq, request.calibration())
+            except QuantizationError as exc:
+                raise BackendError(str(exc)) from None
+            src, recipe = qdq, {"precision": "int8", **RECIPE}
+        elif request.precision == "fp16":
+            from pytest_trtbench.convert import convert_float_precision
+
+            half = out_dir / "model.fp16.onnx"
+            recipe["conversion"] = convert_float_precision(src, half, "fp16", request.options.get("fp32_ops", ()))
+            src = half
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        options.optimized_model_filepath = str(out_dir / ENGINE_FILE)
+        options.log_severity_level = 3
+        try:
+            ort.InferenceSession(str(src), options, providers=_providers(request.device))
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types without a common base
+            raise BackendError(f"onnxruntime could not load {request.onnx_path}: {exc}") from None
+        files = [p.name for p in out_dir.iterdir() if p.is_file()]
+        return BuildOutput(files=files, metadata={"recipe": recipe, "onnxruntime": ort.__version__})
+
+    def load(self, entry_dir: Path, metadata: Mapping[str, Any], request: BuildRequest) -> OnnxRuntimeEngine:
+        return OnnxRuntimeEngine(entry_dir / ENGINE_FILE, request.device)
+
+
+class OnnxRuntimeEngine:
+    def __init__(self, path: Path, device: DeviceInfo) -> None:
+        ort = _ort()
+        options = ort.SessionOptions()
+        # the file is already optimized for this provider; don't redo (or undo) that work
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        options.log_severity_level = 3
+        start = time.perf_counter()
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=_providers(device))
+        except Exception as exc:  # corrupt or truncated file
+            raise BackendError(f"cannot load {path}: {type(exc).__name__}: {str(exc)[:200]}") from None
+        self.stats = {"load_s": time.perf_counter() - start}
+        self.device = device
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        try:
+            values = self.session.run(self.output_names, dict(feeds))
+        except Exception as exc:
+            raise BackendError(f"onnxruntime run failed: {str(exc)[:300]}") from None
+        return dict(zip(self.output_names, values))
+
+    def prepare(self, feeds: Mapping[str, np.ndarray]) -> OnnxRuntimeLaunch:
+        return OnnxRuntimeLaunch(self.session, feeds, self.output_names, self.device)
+
+    def close(self) -> None:
+        del self.session
+
+
+class OnnxRuntimeLaunch:
+    """Inputs bound once with IOBinding; on CUDA they live on the device and outputs stay there."""
+
+    def __init__(self, session: Any, feeds: Mapping[str, np.ndarray], output_names: list[str], device: DeviceInfo) -> None:
+        ort = _ort()
+        self.binding = session.io_binding()
+        self.session = session
+        self.cuda_stream: Any = None
+        on_cuda = device.kind == "cuda" and "CUDAExecutionProvider" in session.get_providers()
+        for name, array in feeds.items():
+            if on_cuda:
+                self.binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, "cuda", 0))
+            else:
+                self.binding.bind_cpu_input(name, array)
+        for name in output_names:
+            self.binding.bind_output(name, "cuda" if on_cuda else "cpu")
+        if on_cuda:
+            import torch
+
+            # run_with_iobinding synchronizes ORT's stream before returning, so events on the
+            # current torch stream bracket the whole inference
+            self.cuda_stream = torch.cuda.current_stream()
+
+    def __call__(self) -> None:
+        self.session.run_with_iobinding(self.binding)
+
+    def synchronize(self) -> None:
+        if self.cuda_stream is not None:
+            self.cuda_stream.synchronize()

@@ -1,0 +1,106 @@
+"""Baselines: one JSON file per suite under ``baselines/<gpu>/``, reviewed and committed like code.
+
+Format: ``{"schema_version": N, "suite": name, "cases": {param_id: entry}}`` with sorted keys and
+one entry per case, so a refresh diff shows exactly the cases that changed. Loading is plain JSON
+(never pickle); older schema versions are migrated on load. Writes are atomic and touch only the
+cases that ran.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+SCHEMA_VERSION = 2
+UPDATE_COMMAND = "pytest {target} --trt-gpu={gpu} --trt-update-baselines"
+
+
+class BaselineError(Exception):
+    """A baseline file is unreadable or malformed; the message names the file and the fix."""
+
+
+def baseline_path(root: Path, gpu: str, suite: str) -> Path:
+    return Path(root) / gpu / f"{suite}.json"
+
+
+def _migrate(data: dict[str, Any], path: Path) -> dict[str, Any]:
+    version = data.get("schema_version")
+    if version == 1:
+        # v1 stored one latency summary per case; v2 keeps a history of runs of block summaries
+        for entry in data.get("cases", {}).values():
+            lat = entry.get("latency")
+            if isinstance(lat, dict) and "runs" not in lat:
+                blocks = lat.get("blocks") or []
+                lat["runs"] = [blocks] if blocks else []
+        data["schema_version"] = 2
+        version = 2
+    if version != SCHEMA_VERSION:
+        raise BaselineError(
+            f"{path}: schema_version {version!r} is not one this plugin reads (it writes {SCHEMA_VERSION}); "
+            "upgrade pytest-trtbench or re-record with --trt-update-baselines"
+        )
+    return data
+
+
+def load_baselines(path: Path) -> dict[str, Any]:
+    """The ``cases`` mapping of one baseline file; empty if the file does not exist."""
+    if not path.exists():
+        return {}
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text, parse_constant=_reject_constant)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BaselineError(f"{path}: cannot read baseline file: {exc}") from None
+    except ValueError as exc:
+        raise BaselineError(
+            f"{path}: malformed baseline JSON ({exc}). Fix the file (git diff / git checkout it), "
+            "or delete it and re-record with --trt-update-baselines"
+        ) from None
+    if not isinstance(data, dict) or not isinstance(data.get("cases"), dict):
+        raise BaselineError(f"{path}: not a pytest-trtbench baseline (expected an object with 'schema_version' and 'cases')")
+    return _migrate(data, path)["cases"]
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+def _clean(value: Any) -> Any:
+    """Make a structure strict JSON: NaN/Inf become null, tuples lists, numpy scalars floats."""
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, (str, int)):
+        return value
+    if isinstance(value, float) or hasattr(value, "__float__"):
+        f = float(value)
+        return f if math.isfinite(f) else None
+    return str(value)
+
+
+def dumps(data: Mapping[str, Any]) -> str:
+    return json.dumps(_clean(data), indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write *text* to *path* via a temporary file in the same directory and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def update_baselines(path: Path, suite: str, entries: Mapping[str, Mapping[str, Any]]) -> None:
+    """Merge *entries* (param_id -> entry) into the file, leaving other cases untouched."""
+    cases = dict(load_baselines(path))
+    cases.update(entries)
+    write_atomic(path, dumps({"schema_version": SCHEMA_VERSION, "suite": suite, "cases": cases}))

@@ -1,0 +1,203 @@
+"""Model sources and live references.
+
+A suite's model is an ONNX file or a PyTorch module factory. A factory is built with the suite's
+seed (so random weights, and therefore the engine cache key, are stable), exported to ONNX, and kept
+as the live reference. An ONNX file's reference is ONNX Runtime's CPU provider on the fp32 model.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Protocol
+
+from pytest_trtbench.device import DeviceInfo
+from pytest_trtbench.suite import Suite, SuiteError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from pytest_trtbench.backends.base import Launch
+
+ONNX_OPSET = 17
+
+
+class Reference(Protocol):
+    name: str
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+    def prepare(self, feeds: Mapping[str, np.ndarray]) -> Launch: ...
+
+
+@dataclass
+class ModelSource:
+    onnx_path: Path
+    input_names: list[str]
+    output_names: list[str]
+    reference: Reference | None
+    reference_unavailable: str = ""
+    export_s: float = 0.0
+    static_input_shapes: dict[str, tuple[int | None, ...]] | None = None
+    """Per input, the dims the ONNX file fixes (``None`` where dynamic): used to skip impossible cases."""
+
+
+def _onnx_io(path: Path) -> tuple[list[str], list[str], dict[str, tuple[int | None, ...]]]:
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError, OSError, ...
+        raise SuiteError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc})") from None
+    initializers = {i.name for i in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in initializers]
+    static = {
+        i.name: tuple(d.dim_value if d.HasField("dim_value") else None for d in i.type.tensor_type.shape.dim)
+        for i in inputs
+    }
+    return [i.name for i in inputs], [o.name for o in model.graph.output], static
+
+
+def load_model(suite: Suite, work_dir: Path, device: DeviceInfo) -> ModelSource:
+    """Resolve the suite's model to an ONNX file plus a reference."""
+    if suite.is_onnx_file:
+        path = suite.onnx_path()
+        if not path.is_file():
+            raise SuiteError(f"suite {suite.name} ({suite.source_file}): ONNX file {path} does not exist")
+        inputs, outputs, static = _onnx_io(path)
+        declared = [i.name for i in suite.inputs]
+        if sorted(declared) != sorted(inputs):
+            raise SuiteError(
+                f"suite {suite.name}: declares inputs {declared} but {path.name} has inputs {inputs}; "
+                "make the Input names match the model"
+            )
+        return ModelSource(path, inputs, outputs, OnnxReference(path), static_input_shapes=static)
+    try:
+        import torch
+    except ImportError:
+        raise SuiteError(
+            f"suite {suite.name} defines its model in PyTorch, which is not installed: "
+            "pip install 'pytest-trtbench[torch]'"
+        ) from None
+    torch.manual_seed(suite.seed)
+    module = suite.model()  # type: ignore[operator]
+    if not isinstance(module, torch.nn.Module):
+        raise SuiteError(f"suite {suite.name}: model factory returned {type(module).__name__}, not a torch.nn.Module")
+    module.eval()
+    path = work_dir / f"{suite.name}.onnx"
+    reference = TorchReference(module, [i.name for i in suite.inputs], device)
+    start = time.perf_counter()
+    output_names = export_onnx(suite, module, path)
+    reference.output_names = output_names
+    return ModelSource(path, [i.name for i in suite.inputs], output_names, reference,
+                       export_s=time.perf_counter() - start)
+
+
+def export_onnx(suite: Suite, module: Any, path: Path) -> list[str]:
+    """Export with the TorchScript exporter: fast, stable with dynamic axes, and what TensorRT users feed."""
+    import torch
+
+    from pytest_trtbench.inputs import make_feeds
+
+    shapes = suite.cases()[0].shape_map()
+    feeds = make_feeds(suite, shapes)
+    args = tuple(torch.from_numpy(feeds[i.name]) for i in suite.inputs)
+    with torch.no_grad():
+        sample = module(*args)
+    n_out = len(_flatten_outputs(sample))
+    output_names = list(suite.output_names or [f"output_{k}" for k in range(n_out)])
+    if len(output_names) != n_out:
+        raise SuiteError(f"suite {suite.name}: output_names has {len(output_names)} names, the model returns {n_out} outputs")
+    dynamic_axes = {
+        i.name: {axis: d for axis, d in enumerate(i.shape) if isinstance(d, str)} for i in suite.inputs
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's deprecation and tracer warnings
+        try:
+            torch.onnx.export(
+                module, args, str(tmp), input_names=[i.name for i in suite.inputs], output_names=output_names,
+                dynamic_axes=dynamic_axes, opset_version=ONNX_OPSET, dynamo=False,
+            )
+        except Exception as exc:
+            raise SuiteError(f"suite {suite.name}: torch.onnx.export failed: {type(exc).__name__}: {exc}") from None
+    tmp.replace(path)
+    return output_names
+
+
+def _flatten_outputs(value: Any) -> list[Any]:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _flatten_outputs(v)]
+    if hasattr(value, "to_tuple"):  # transformers ModelOutput
+        return [t for v in value.to_tuple() for t in _flatten_outputs(v)]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _flatten_outputs(v)]
+    return []
+
+
+class TorchReference:
+    """The PyTorch module itself, fp32, on the run's device."""
+
+    def __init__(self, module: Any, input_names: list[str], device: DeviceInfo) -> None:
+        import torch
+
+        self.torch_device = torch.device("cuda" if device.has_cuda and torch.cuda.is_available() else "cpu")
+        self.module = module.to(self.torch_device)
+        self.input_names = input_names
+        self.output_names: list[str] = []
+        self.name = f"torch-{self.torch_device.type}"
+
+    def _args(self, feeds: Mapping[str, np.ndarray]) -> tuple[Any, ...]:
+        import torch
+
+        return tuple(torch.from_numpy(feeds[n]).to(self.torch_device) for n in self.input_names)
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import torch
+
+        with torch.no_grad():
+            outputs = _flatten_outputs(self.module(*self._args(feeds)))
+        return {name: t.detach().float().cpu().numpy() for name, t in zip(self.output_names, outputs)}
+
+    def prepare(self, feeds: Mapping[str, np.ndarray]) -> TorchLaunch:
+        return TorchLaunch(self.module, self._args(feeds), self.torch_device)
+
+
+class TorchLaunch:
+    def __init__(self, module: Any, args: tuple[Any, ...], device: Any) -> None:
+        import torch
+
+        self.module, self.args = module, args
+        self.cuda_stream = torch.cuda.current_stream() if device.type == "cuda" else None
+        self._no_grad = torch.no_grad
+
+    def __call__(self) -> None:
+        with self._no_grad():
+            self.module(*self.args)
+
+    def synchronize(self) -> None:
+        if self.cuda_stream is not None:
+            self.cuda_stream.synchronize()
+
+
+class OnnxReference:
+    """ONNX Runtime's CPU provider on the original fp32 model: the reference for ONNX-file suites."""
+
+    name = "onnxruntime-cpu-fp32"
+
+    def __init__(self, path: Path) -> None:
+        from pytest_trtbench.backends.onnxruntime import OnnxRuntimeEngine
+
+        self._engine = OnnxRuntimeEngine(path, DeviceInfo(gpu="cpu", device_name="cpu", kind="cpu"))
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self._engine.run(feeds)
+
+    def prepare(self, feeds: Mapping[str, np.ndarray]) -> Launch:
+        return self._engine.prepare(feeds)

@@ -1,0 +1,346 @@
+"""The pytest entry point: options, suite collection, fixtures, session summary. Thin glue.
+
+Nothing heavy is imported here: the runner (and through it numpy, onnxruntime, torch, pandas)
+is imported the first time a case runs or a fixture is requested.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+import pytest
+
+from pytest_trtbench.suite import Case, Suite
+
+if TYPE_CHECKING:
+    from pytest_trtbench.runner import CaseResult, Harness, Settings
+
+GPU = "--trt-gpu"
+BACKEND = "--trt-backend"
+CACHE_DIR = "--trt-cache-dir"
+BASELINE_DIR = "--trt-baseline-dir"
+REBUILD = "--trt-rebuild"
+UPDATE_BASELINES = "--trt-update-baselines"
+REPORT = "--trt-report"
+LATENCY_TOLERANCE = "--trt-latency-tolerance"
+NO_LATENCY_GATE = "--trt-no-latency-gate"
+STRICT = "--trt-strict"
+BUILD_ONLY = "--trt-build-only"
+WARMUP_S = "--trt-warmup-s"
+BLOCKS = "--trt-blocks"
+MIN_BLOCK_ITERS = "--trt-min-block-iters"
+MIN_BLOCK_S = "--trt-min-block-s"
+CONFIRM = "--trt-confirm"
+HISTORY = "--trt-history"
+SIZE = "--trt-size"
+
+DEFAULT_CACHE_DIR = ".trtbench-cache"
+USER_PROPERTY = "trtbench"
+SIZE_ENV = "TRTBENCH_SIZE"
+
+
+def _ini(option: str) -> str:
+    return option.lstrip("-").replace("-", "_")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise pytest.UsageError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise pytest.UsageError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise pytest.UsageError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise pytest.UsageError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = _positive_float(text.rstrip("%"))
+    return value / 100 if text.endswith("%") or value >= 1 else value
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise pytest.UsageError(f"expected one of {', '.join(choices)}; got {text!r}")
+        return text
+
+    return parse
+
+
+# (option, type, default, help); flags have type None
+_VALUED: list[tuple[str, Callable[[str], Any], Any, str]] = [
+    (GPU, str, "auto", "GPU profile: a short name (a10, l4, h100), 'auto' (the present device) or 'cpu'. "
+     "Selects baselines/<gpu>/ and the cache namespace"),
+    (BACKEND, _choice("onnxruntime", "tensorrt"), "onnxruntime", "backend for suites that name none"),
+    (CACHE_DIR, str, DEFAULT_CACHE_DIR, "engine cache directory, relative to the rootdir"),
+    (BASELINE_DIR, str, "baselines", "baseline directory, relative to the rootdir"),
+    (REPORT, str, "", "write the CSV report to this file"),
+    (LATENCY_TOLERANCE, _fraction, 0.05, "allowed slowdown before a latency regression (0.05 or 5%%)"),
+    (WARMUP_S, _positive_float, 0.05, "warmup seconds before timing"),
+    (BLOCKS, _non_negative_int, 5, "independent timed blocks per case"),
+    (MIN_BLOCK_ITERS, _non_negative_int, 5, "minimum iterations per block"),
+    (MIN_BLOCK_S, _positive_float, 0.02, "minimum seconds per block"),
+    (CONFIRM, _non_negative_int, 1, "re-measurements that must confirm a latency regression"),
+    (HISTORY, _non_negative_int, 10, "baseline runs kept per case for the noise estimate"),
+    (SIZE, _choice("tiny", "full"), "tiny", "model size of the shipped suites: tiny (CPU CI) or full (GPU)"),
+]
+_FLAGS = [
+    (REBUILD, "ignore cached engines and rebuild them"),
+    (UPDATE_BASELINES, "write or refresh baselines for the cases that ran"),
+    (NO_LATENCY_GATE, "do not fail on latency regressions"),
+    (STRICT, "fail cases that have no baseline yet"),
+    (BUILD_ONLY, "build and cache engines, execute nothing"),
+]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("trtbench", "TensorRT / ONNX Runtime model benchmarks (pytest-trtbench)")
+    for option, kind, default, help_text in _VALUED:
+        group.addoption(option, type=kind, default=None, help=f"{help_text} (default: {default}; ini: {_ini(option)})")
+        parser.addini(_ini(option), help_text, default=None)
+    for option, help_text in _FLAGS:
+        group.addoption(option, action="store_true", default=None, help=f"{help_text} (ini: {_ini(option)})")
+        parser.addini(_ini(option), help_text, type="bool", default=None)
+
+
+def _get(config: pytest.Config, option: str) -> Any:
+    value = config.getoption(option)
+    if value is not None:
+        return value
+    ini = config.getini(_ini(option))
+    for opt, kind, default, _ in _VALUED:
+        if opt == option:
+            return kind(str(ini)) if ini not in (None, "") else default
+    return bool(ini)
+
+
+plugin_key = pytest.StashKey["TrtBenchPlugin"]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ[SIZE_ENV] = _get(config, SIZE)
+    plugin = TrtBenchPlugin(config)
+    config.stash[plugin_key] = plugin
+    config.pluginmanager.register(plugin, "trtbench-plugin")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    plugin = config.stash.get(plugin_key, None)
+    if plugin is not None:
+        plugin.close()
+        config.pluginmanager.unregister(plugin)
+        del config.stash[plugin_key]
+
+
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> list[CaseItem] | None:
+    if not isinstance(obj, Suite) or not collector.funcnamefilter(name):  # type: ignore[attr-defined]
+        return None
+    if not obj.name:
+        obj.name = name
+    if not obj.source_file:
+        obj.source_file = os.path.relpath(str(collector.path), str(collector.config.rootpath))
+    try:
+        cases = obj.cases([_get(collector.config, BACKEND)])
+    except ValueError as exc:
+        raise collector.CollectError(f"suite {name} in {collector.path}: {exc}") from None
+    return [CaseItem.from_parent(collector, name=f"{name}[{case.param_id}]", case=case) for case in cases]
+
+
+class CaseFailed(Exception):
+    """A case's verdict failed the test; the message is the whole report."""
+
+
+class CaseItem(pytest.Item):
+    """One case of a suite, e.g. ``test_mlp[onnxruntime-fp32-b8]``."""
+
+    def __init__(self, *, case: Case, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.case = case
+        self.keywords[case.backend] = True
+        self.keywords[case.precision] = True
+
+    def runtest(self) -> None:
+        plugin = self.config.stash[plugin_key]
+        result = plugin.harness().run_case(self.case)
+        self.user_properties.append((USER_PROPERTY, json.dumps(result.to_json(), allow_nan=True)))
+        if result.status == "skipped":
+            pytest.skip(result.row["reason"])
+        if result.message and result.status in ("accuracy_fail", "accuracy_regression", "latency_regression", "error"):
+            raise CaseFailed(result.message)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, CaseFailed):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo, style=style))
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, self.name
+
+
+class TrtBenchPlugin:
+    """Session state: settings, the harness, results gathered from (possibly remote) reports."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.results: list[CaseResult] = []
+        self._harness: Harness | None = None
+        self._settings: Settings | None = None
+        self.is_worker = hasattr(config, "workerinput")
+
+    # --- lazily built state --------------------------------------------------------------------
+
+    def settings(self) -> Settings:
+        if self._settings is None:
+            from pytest_trtbench.device import GpuSelectionError, resolve_device
+            from pytest_trtbench.measure import TimingConfig
+            from pytest_trtbench.runner import Settings
+
+            config = self.config
+            build_only = bool(_get(config, BUILD_ONLY))
+            try:
+                device = resolve_device(_get(config, GPU), build_only=build_only)
+            except (GpuSelectionError, ValueError) as exc:
+                raise pytest.UsageError(str(exc)) from None
+            root = config.rootpath
+            self._settings = Settings(
+                device=device,
+                cache_dir=root / (os.environ.get("TRTBENCH_CACHE_DIR") or _get(config, CACHE_DIR)),
+                baseline_dir=root / _get(config, BASELINE_DIR),
+                timing=TimingConfig(
+                    warmup_s=_get(config, WARMUP_S), blocks=_get(config, BLOCKS),
+                    min_block_iters=_get(config, MIN_BLOCK_ITERS), min_block_s=_get(config, MIN_BLOCK_S),
+                ),
+                latency_tolerance=_get(config, LATENCY_TOLERANCE),
+                latency_gate=not _get(config, NO_LATENCY_GATE),
+                strict=bool(_get(config, STRICT)),
+                update_baselines=bool(_get(config, UPDATE_BASELINES)),
+                build_only=build_only,
+                rebuild=bool(_get(config, REBUILD)),
+                confirm=_get(config, CONFIRM),
+                history=max(1, _get(config, HISTORY)),
+            )
+        return self._settings
+
+    def harness(self) -> Harness:
+        if self._harness is None:
+            from pytest_trtbench.runner import Harness
+
+            self._harness = Harness(self.settings(), on_build=self._on_build)
+        return self._harness
+
+    def _on_build(self, label: str, phase: str, seconds: float) -> None:
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None or self.config.get_verbosity() < 0:
+            return
+        text = {"start": f"building engine {label} ...", "progress": f"still building {label}: {seconds:.0f} s",
+                "done": f"built engine {label} in {seconds:.1f} s"}[phase]
+        reporter.write_line(f"[trtbench] {text}")
+
+    def close(self) -> None:
+        self._harness = None
+
+    # --- hooks ---------------------------------------------------------------------------------
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        if any(isinstance(i, CaseItem) for i in items):
+            self.settings()  # a --trt-gpu mismatch is a usage error before anything runs
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call":
+            return
+        for name, value in report.user_properties:
+            if name == USER_PROPERTY:
+                from pytest_trtbench.runner import CaseResult
+
+                self.results.append(CaseResult.from_json(json.loads(value)))
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [r.row for r in self.results]
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.is_worker or not self.results:
+            return
+        if self.settings().update_baselines:
+            self._write_baselines()
+        report = _get(self.config, REPORT)
+        if report:
+            from pytest_trtbench.report import write_csv
+
+            write_csv(self.rows(), self.config.rootpath / report if not Path(report).is_absolute() else Path(report))
+        summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary_file:
+            from pytest_trtbench.report import markdown_table
+
+            with open(summary_file, "a", encoding="utf-8") as f:
+                f.write(f"### pytest-trtbench ({self.settings().device.gpu})\n\n{markdown_table(self.rows())}\n")
+
+    def _write_baselines(self) -> None:
+        from pytest_trtbench.baseline import update_baselines
+
+        per_file: dict[tuple[str, str], dict[str, Any]] = {}
+        for result in self.results:
+            if result.baseline_entry is not None:
+                key = (result.baseline_file, str(result.row["suite"]))
+                param_id = str(result.row["case_id"]).split("[", 1)[1].rstrip("]")
+                per_file.setdefault(key, {})[param_id] = result.baseline_entry
+        for (path, suite), entries in sorted(per_file.items()):
+            update_baselines(Path(path), suite, entries)
+        self.written_baselines = sorted(path for path, _ in per_file)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.is_worker or not self.results:
+            return
+        from pytest_trtbench.report import counts, text_table
+
+        tr = terminalreporter
+        tr.write_sep("=", "trtbench summary")
+        if self.config.get_verbosity() >= 0:
+            for line in text_table(self.rows()):
+                tr.write_line(line)
+        rows = self.rows()
+        built = {r["engine_key"]: float(r["build_s"]) for r in rows if r["engine_cache"] == "built"}
+        hits = {r["engine_key"] for r in rows if r["engine_cache"] == "hit"}
+        tr.write_line(f"engines: {len(built)} built ({sum(built.values()):.1f} s), {len(hits)} cache hit(s)")
+        tr.write_line("verdicts: " + ", ".join(f"{k} {v}" for k, v in sorted(counts(rows).items())))
+        for path in getattr(self, "written_baselines", []):
+            tr.write_line(f"baselines written: {path}")
+
+
+@pytest.fixture(scope="session")
+def trtbench(pytestconfig: pytest.Config) -> Harness:
+    """The session's harness: ``trtbench.engine(case)``, ``.inputs(case)``, ``.reference(case)``, ``.run_case(case)``."""
+    return pytestconfig.stash[plugin_key].harness()
+
+
+@pytest.fixture
+def trt_check() -> Iterator[Callable[..., None]]:
+    """``trt_check(actual, expected, precision="fp32", tolerance=None)``: assert outputs match, with statistics."""
+    from pytest_trtbench.compare import Tolerance, compare_outputs
+
+    def check(actual: Any, expected: Any, precision: str = "fp32", tolerance: Tolerance | None = None,
+              classifier_outputs: tuple[str, ...] = ()) -> None:
+        __tracebackhide__ = True
+        tol = tolerance or Tolerance.default_for(precision)
+        results = compare_outputs(actual, expected, lambda name: tol, classifier_outputs)
+        failed = [r for r in results if not r.passed]
+        if failed:
+            lines = [f"{len(failed)} of {len(results)} outputs differ ({precision}, {tol}):"]
+            for r in failed:
+                lines.append(f"  {r.name}: " + "; ".join(r.failures) +
+                             f" (max rel err {r.max_rel_err:.3g}, cosine {r.cosine_similarity:.6f})")
+            pytest.fail("\n".join(lines), pytrace=False)
+
+    yield check

@@ -1,0 +1,52 @@
+"""The int8 recipe: ONNX Runtime static quantization in Q/DQ format.
+
+Q/DQ (QuantizeLinear/DequantizeLinear pairs) is the explicit-quantization form TensorRT consumes,
+so the same quantized model serves the ONNX Runtime and the TensorRT backends. Symmetric int8
+activations and per-channel symmetric weights, as TensorRT requires.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Iterator, Mapping
+
+if TYPE_CHECKING:
+    import numpy as np
+
+RECIPE = {"format": "QDQ", "activations": "int8-symmetric", "weights": "int8-per-channel-symmetric", "calibration": "minmax"}
+
+
+class QuantizationError(Exception):
+    """Quantization failed; the message names the model and the cause."""
+
+
+def quantize_qdq(src: Path, dst: Path, calibration: Iterable[Mapping[str, np.ndarray]]) -> None:
+    """Write the Q/DQ int8 model of *src* to *dst*, calibrated on *calibration* feeds."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    feeds = list(calibration)
+    if not feeds:
+        raise QuantizationError(f"{src}: int8 needs calibration data, and the suite's calibration gave none")
+
+    class _Reader(CalibrationDataReader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self._it: Iterator[Mapping[str, np.ndarray]] = iter(feeds)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return dict(next(self._it, None) or {}) or None
+
+        def rewind(self) -> None:
+            self._it = iter(feeds)
+
+    try:
+        quantize_static(
+            str(src),
+            str(dst),
+            _Reader(),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
+        )
+    except Exception as exc:  # onnxruntime raises bare Exceptions of many kinds here
+        raise QuantizationError(f"{src}: int8 Q/DQ quantization failed: {type(exc).__name__}: {exc}") from exc
