@@ -22,6 +22,7 @@ class QuantizationError(Exception):
 def quantize_qdq(src: Path, dst: Path, calibration: Iterable[Mapping[str, np.ndarray]]) -> None:
     """Write the Q/DQ int8 model of *src* to *dst*, calibrated on *calibration* feeds."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     feeds = list(calibration)
     if not feeds:
@@ -37,9 +38,12 @@ def quantize_qdq(src: Path, dst: Path, calibration: Iterable[Mapping[str, np.nda
         def rewind(self) -> None:
             self._it = iter(feeds)
 
+    prepared = dst.with_name(dst.stem + ".pre.onnx")
     try:
+        # the pre-processing ONNX Runtime recommends: symbolic shape inference and graph cleanup
+        quant_pre_process(str(src), str(prepared), auto_merge=True)
         quantize_static(
-            str(src),
+            str(prepared),
             str(dst),
             _Reader(),
             quant_format=QuantFormat.QDQ,
@@ -50,3 +54,5 @@ def quantize_qdq(src: Path, dst: Path, calibration: Iterable[Mapping[str, np.nda
         )
     except Exception as exc:  # onnxruntime raises bare Exceptions of many kinds here
         raise QuantizationError(f"{src}: int8 Q/DQ quantization failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        prepared.unlink(missing_ok=True)

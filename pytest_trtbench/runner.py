@@ -196,8 +196,8 @@ class Harness:
         try:
             self._run(case, result)
         except (BackendError, SuiteError, BaselineError) as exc:
-            row["status"], row["reason"] = V.ERROR, f"{case.case_id}: {exc}"
-            result.message = row["reason"]
+            row["status"], row["reason"] = V.ERROR, str(exc)
+            result.message = f"{case.case_id}: error\n  {exc}"
         return result
 
     def _skip(self, result: CaseResult, status: str, reason: str) -> None:
@@ -220,10 +220,10 @@ class Harness:
             row["engine_precisions"] = ",".join(f"{k}:{v}" for k, v in sorted(precisions.items()))
             if case.precision in REDUCED_PRECISIONS and not precisions.get(case.precision):
                 row["status"], row["reason"] = V.ERROR, (
-                    f"{case.case_id}: asked for {case.precision} but the engine runs no compute layer in "
+                    f"asked for {case.precision} but the engine runs no compute layer in "
                     f"{case.precision} (realized: {row['engine_precisions']})"
                 )
-                result.message = row["reason"]
+                result.message = f"{case.case_id}: error\n  {row['reason']}"
                 return None
         not_here = backend.execution_unavailable_reason(settings.device)
         if settings.build_only or not_here:

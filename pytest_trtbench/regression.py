@@ -1,0 +1,396 @@
+"""Latency regression verdicts: is the current run credibly slower than its baseline history?
+
+Pure Python (``math`` only); no numpy, pandas or backend imports, so the plugin can import it
+for free and the rule can be unit-tested and simulated on its own.
+
+Data model.  A *run* is one pytest session measuring one case: several independent measurement
+*blocks* of ``n`` iterations each, each summarized as a :class:`BlockSummary`.  Iterations inside a
+block are correlated (shared GPU, clocks, co-tenants), so the iteration count says little about
+precision; the noise that matters is between blocks and between runs.  The baseline keeps the last
+``K`` runs of a case (:func:`update_history`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from statistics import NormalDist
+from typing import Any, Mapping, Sequence
+
+__all__ = [
+    "BlockSummary",
+    "LatencyDecision",
+    "VERDICTS",
+    "decide_latency",
+    "pytest_benchmark_rule",
+    "student_t_cdf",
+    "student_t_ppf",
+    "update_history",
+]
+
+#: Verdicts from best to worst; ``decide_latency`` is monotone along this order.
+VERDICTS = ("improved", "pass", "warn", "latency_regression")
+
+#: Prior between-run spread of a run's latency, relative (sigma of the log).  See ``decide_latency``.
+PRIOR_BETWEEN_RUN_CV = 0.0065
+#: ... or this fraction of the observed block-to-block sigma, whichever is larger.
+PRIOR_BETWEEN_TO_BLOCK = 0.5
+#: Weight of that prior, in pseudo degrees of freedom (history runs count one each, minus one).
+PRIOR_DF = 24.0
+
+# median of n iid normal draws has sd ~= sqrt(pi/2) * sigma / sqrt(n); sigma ~= IQR / 1.349
+_MEDIAN_SE_FACTOR = math.sqrt(math.pi / 2) / 1.3489795003921634
+
+
+@dataclass(frozen=True)
+class BlockSummary:
+    """One measurement block: median and IQR of its ``n`` per-iteration latencies, in ms."""
+
+    median_ms: float
+    iqr_ms: float
+    n: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"median_ms": self.median_ms, "iqr_ms": self.iqr_ms, "n": self.n}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BlockSummary:
+        try:
+            return cls(float(data["median_ms"]), float(data["iqr_ms"]), int(data["n"]))
+        except KeyError as exc:
+            raise ValueError(f"block summary {dict(data)!r} lacks key {exc.args[0]!r}") from None
+
+
+@dataclass(frozen=True)
+class LatencyDecision:
+    """The verdict on one case, with the numbers behind it."""
+
+    verdict: str  # "pass" | "improved" | "warn" | "latency_regression" | "no_baseline"
+    ratio: float  # current / baseline, on block medians (geometric means); nan without baseline
+    confidence: float  # 0..1: confidence that the slowdown exceeds the tolerance
+    reason: str  # one human sentence with the numbers
+    needs_confirmation: bool  # would-be regression: re-measure once, append, decide again
+
+
+# ---------------------------------------------------------------------------------------------
+# Student t distribution (scipy is not a dependency)
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the regularized incomplete beta (modified Lentz)."""
+    tiny = 1e-300
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 300):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < 1e-15:
+            break
+    return h
+
+
+def _betainc(a: float, b: float, x: float) -> float:
+    """Regularized incomplete beta I_x(a, b)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    lbt = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(lbt) * _betacf(a, b, x) / a
+    return 1.0 - math.exp(lbt) * _betacf(b, a, 1.0 - x) / b
+
+
+def student_t_cdf(t: float, df: float) -> float:
+    """P(T <= t) for Student's t with ``df`` > 0 degrees of freedom (df = inf: standard normal)."""
+    if math.isinf(df):
+        return NormalDist().cdf(t)
+    tail = 0.5 * _betainc(df / 2.0, 0.5, df / (df + t * t))
+    return 1.0 - tail if t > 0 else tail
+
+
+@lru_cache(maxsize=256)
+def student_t_ppf(p: float, df: float) -> float:
+    """Quantile of Student's t: inverts :func:`student_t_cdf` by bisection to ~1e-12."""
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"t quantile needs 0 < p < 1, got {p}")
+    if math.isinf(df):
+        return NormalDist().inv_cdf(p)
+    if p < 0.5:
+        return -student_t_ppf(1.0 - p, df)
+    lo, hi = 0.0, 1.0
+    while student_t_cdf(hi, df) < p:
+        hi *= 2.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if student_t_cdf(mid, df) < p:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-12 * max(1.0, hi):
+            break
+    return 0.5 * (lo + hi)
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+
+
+def _checked_run(blocks: Sequence[BlockSummary], what: str) -> list[float]:
+    """Log block medians of one run, or ValueError naming what is wrong (never a silent pass)."""
+    if len(blocks) == 0:
+        raise ValueError(f"{what} has no measurement blocks")
+    logs = []
+    for i, b in enumerate(blocks):
+        if not isinstance(b, BlockSummary):
+            raise ValueError(f"{what} block {i} is {type(b).__name__}, not BlockSummary")
+        if not (math.isfinite(b.median_ms) and b.median_ms > 0):
+            raise ValueError(f"{what} block {i} has median_ms={b.median_ms!r}; need a finite time > 0")
+        if not (math.isfinite(b.iqr_ms) and b.iqr_ms >= 0):
+            raise ValueError(f"{what} block {i} has iqr_ms={b.iqr_ms!r}; need a finite value >= 0")
+        if b.n < 1:
+            raise ValueError(f"{what} block {i} has n={b.n!r}; need at least one iteration")
+        logs.append(math.log(b.median_ms))
+    return logs
+
+
+def _mean(xs: Sequence[float]) -> float:
+    # sorted: float sums then do not depend on the order blocks/runs arrive in
+    return math.fsum(sorted(xs)) / len(xs)
+
+
+@dataclass(frozen=True)
+class _TrimmedRun:
+    location: float  # 20 % trimmed mean of the log block medians
+    winsorized_ss: float  # sum of squares about the winsorized mean
+    effective_blocks: float  # Var(location) = winsorized variance / effective_blocks
+
+
+def _trimmed(logs: Sequence[float]) -> _TrimmedRun:
+    """Yuen's 20 % trimmed mean: drops (n-1)//4 blocks each side, so one block hit by a
+    co-tenant burst in 5..8 cannot drag the run; no trimming below 5 blocks."""
+    x = sorted(logs)
+    n = len(x)
+    g = (n - 1) // 4
+    h = n - 2 * g
+    location = math.fsum(x[g : n - g]) / h
+    wins = [x[g]] * g + x[g : n - g] + [x[n - g - 1]] * g
+    wm = math.fsum(wins) / n
+    ss = math.fsum(sorted((w - wm) ** 2 for w in wins))
+    effective = h * (h - 1) / (n - 1) if n > 1 else 1.0
+    return _TrimmedRun(location, ss, effective)
+
+
+# ---------------------------------------------------------------------------------------------
+# The rule
+
+
+def decide_latency(
+    baseline_runs: Sequence[Sequence[BlockSummary]],
+    current: Sequence[BlockSummary],
+    tolerance: float = 0.05,
+    *,
+    warn_fraction: float = 0.6,
+    alpha: float = 0.01,
+    beta: float = 0.02,
+    prior_between_cv: float = PRIOR_BETWEEN_RUN_CV,
+    prior_df: float = PRIOR_DF,
+) -> LatencyDecision:
+    """Compare the current run of one case with its baseline history; one verdict.
+
+    **Model.**  On the log scale (so the rule is scale-free: multiplying every time by c changes
+    nothing), the median of block b in run r is ``x_rb = mu + delta*[r is current] + u_r + e_rb``
+    with a run offset ``u_r ~ N(0, s_run^2)`` (clocks, node, co-tenants: what changes between CI
+    jobs) and block noise ``e_rb ~ N(0, s_blk^2)``.  Each run is reduced to the 20 % trimmed mean
+    of its log block medians (Yuen; one block hit by a co-tenant burst cannot drag a run of 5..8
+    blocks); ``d = location(current) - mean of history locations`` estimates ``delta`` and
+    ``ratio = exp(d)``.  All reductions sort first, so the result does not depend on block or run
+    order.
+
+    **Variance** (``E_r`` = effective block count of run r's trimmed mean)::
+
+        Var(d) = s_run^2 (1 + 1/K) + s_blk^2 (1/E_cur + mean_r(1/E_r) / K)
+
+    ``s_blk^2`` is the pooled winsorized within-run variance of log block medians (current run
+    included), floored by what the blocks' own IQRs imply for independent iterations
+    (``(1.2533 * IQR/1.349 / median)^2 / n``; correlation only makes it larger).  ``s_run^2``
+    is the moment estimate from the spread of the K history run locations, shrunk toward a prior
+    (scaled-inverse-chi^2: ``prior_df`` pseudo-runs)::
+
+        prior  = max(prior_between_cv^2, (0.5 * s_blk)^2)
+        s_run^2 = (prior_df * prior + (K-1) * max(0, var(run locations) - s_blk^2 mean(1/E_r)))
+                  / (prior_df + K - 1)
+
+    With one baseline run nothing is known about between-run variance, so the prior alone
+    applies: a run-to-run sigma of 0.65 % (GPU kernels on a quiet shared node), or half the
+    observed block sigma if larger (a machine whose blocks are noisy has noisy runs), worth 24
+    runs.  Stored history then pulls it toward the data.  ``d / se`` is read against Student t
+    with ``prior_df + K - 1`` degrees of freedom (``s_run`` dominates the uncertainty).  This is
+    bencher's t prediction interval over history, with a between-block term and a prior so that
+    K = 1 is usable.  The defaults (alpha, beta, prior) were tuned with
+    ``benchmarks/regression_detection.py`` for <= 1 % false alarms and >= 95 % detection of +5 %
+    at block CoV 1 %.
+
+    **Decision** (``L = log(1 + tolerance)``, ``t_a``/``t_b`` = t quantiles at 1-alpha / 1-beta):
+
+    * ``latency_regression`` iff ``d >= t_a * se`` (credibly slower than *no change*: false alarms
+      at most ``alpha`` per comparison if the model holds) **and** ``d >= L - t_b * se`` (a slowdown
+      of ``tolerance`` is not ruled out).  The second bar makes a slowdown of exactly
+      ``tolerance`` fail with probability ``1 - beta`` when the first bar is below it
+      (``se <= L / (t_a + t_b)``; ~1.0 % at the defaults), while well-measured small changes
+      (+1 % with se 0.2 %) do not fail.  A tolerance gate cannot both catch 95 % of
+      ``+tolerance`` slowdowns and fail only when the *estimate* exceeds the tolerance; this rule
+      chooses the former, so some slowdowns a little under the tolerance also fail.
+      ``needs_confirmation`` is True.
+    * ``improved``: the mirror image (credibly faster, and faster by ``tolerance`` not ruled out).
+    * ``warn``: not a regression but ``ratio >= 1 + warn_fraction * tolerance`` (just under the
+      tolerance, or over it without statistical credibility).
+    * ``pass`` otherwise; ``no_baseline`` when ``baseline_runs`` is empty.
+
+    ``confidence`` is ``P(delta > L)`` under the t model, i.e. confidence that the slowdown exceeds
+    the tolerance (0.5 when the estimate sits on it).
+
+    **Confirmation protocol.**  On ``needs_confirmation`` the harness measures the same case
+    again in the same session and calls once more with ``current + confirmation_blocks``
+    (appended: same run, same run offset, so no between-run variance is credited); that second
+    verdict is final and its ``needs_confirmation`` is ignored.  It removes alarms from block
+    outliers, not from a slow node.
+
+    Raises ValueError for empty runs, NaN/inf/non-positive times, or bad parameters.
+    """
+    if not (math.isfinite(tolerance) and 0 < tolerance < 1):
+        raise ValueError(f"tolerance must be a fraction in (0, 1), got {tolerance!r}")
+    if not (math.isfinite(warn_fraction) and 0 < warn_fraction <= 1):
+        raise ValueError(f"warn_fraction must be in (0, 1], got {warn_fraction!r}")
+    for name, p in (("alpha", alpha), ("beta", beta)):
+        if not (math.isfinite(p) and 0 < p < 0.5):
+            raise ValueError(f"{name} must be in (0, 0.5), got {p!r}")
+    if not (math.isfinite(prior_between_cv) and prior_between_cv >= 0):
+        raise ValueError(f"prior_between_cv must be finite and >= 0, got {prior_between_cv!r}")
+    if not (math.isfinite(prior_df) and prior_df > 0):
+        raise ValueError(f"prior_df must be finite and > 0, got {prior_df!r}")
+
+    cur_logs = _checked_run(current, "current run")
+    hist_logs = [_checked_run(run, f"baseline run {i}") for i, run in enumerate(baseline_runs)]
+    if not hist_logs:
+        return LatencyDecision(
+            "no_baseline", math.nan, 0.0, "no baseline stored for this case yet; nothing to compare", False
+        )
+
+    k = len(hist_logs)
+    cur = _trimmed(cur_logs)
+    hist = [_trimmed(r) for r in hist_logs]
+
+    # within-run (between-block) variance: pooled winsorized variance of every run
+    df_w = sum(len(r) - 1 for r in [cur_logs, *hist_logs])
+    ss = math.fsum(sorted(t.winsorized_ss for t in [cur, *hist]))
+    var_blk = ss / df_w if df_w else 0.0
+    floor_terms = sorted(
+        (_MEDIAN_SE_FACTOR * b.iqr_ms / b.median_ms) ** 2 / b.n for run in (current, *baseline_runs) for b in run
+    )
+    var_blk = max(var_blk, math.fsum(floor_terms) / len(floor_terms))
+
+    # between-run variance: spread of history run locations, shrunk toward the prior
+    hist_means = [t.location for t in hist]
+    inv_b_hist = _mean([1.0 / t.effective_blocks for t in hist])
+    if k >= 2:
+        m = _mean(hist_means)
+        s2_means = math.fsum(sorted((x - m) ** 2 for x in hist_means)) / (k - 1)
+        s2_run_data = max(0.0, s2_means - var_blk * inv_b_hist)
+    else:
+        s2_run_data = 0.0
+    df = prior_df + (k - 1)
+    prior_var_run = max(prior_between_cv**2, PRIOR_BETWEEN_TO_BLOCK**2 * var_blk)
+    var_run = (prior_df * prior_var_run + (k - 1) * s2_run_data) / df
+
+    d = cur.location - _mean(hist_means)
+    var_d = var_run * (1.0 + 1.0 / k) + var_blk * (1.0 / cur.effective_blocks + inv_b_hist / k)
+    se = math.sqrt(var_d)
+    ratio = math.exp(d)
+    lim = math.log1p(tolerance)
+    t_a = student_t_ppf(1.0 - alpha, df)
+    t_b = student_t_ppf(1.0 - beta, df)
+
+    if se > 0:
+        confidence = 1.0 - student_t_cdf((lim - d) / se, df)
+    else:
+        confidence = 1.0 if d > lim else 0.0
+    fail_bar = max(t_a * se, lim - t_b * se)
+    stats = (
+        f"ratio {ratio:.4f} ({(ratio - 1) * 100:+.2f} %) vs {k} baseline run(s), "
+        f"se {se * 100:.2f} %, tolerance {tolerance * 100:g} %, "
+        f"confidence over tolerance {confidence:.0%}"
+    )
+    mdd = math.expm1((t_a + t_b) * se) * 100  # smallest slowdown caught with 1 - beta
+
+    if d > 0 and d >= fail_bar:
+        return LatencyDecision(
+            "latency_regression",
+            ratio,
+            confidence,
+            f"slower: {stats}; credible at alpha={alpha:g} (needs >= {math.expm1(fail_bar) * 100:+.2f} %).",
+            True,
+        )
+    if d < 0 and -d >= max(t_a * se, lim - t_b * se):
+        return LatencyDecision(
+            "improved",
+            ratio,
+            confidence,
+            f"faster: {stats}; credible at alpha={alpha:g}; consider updating the baseline.",
+            False,
+        )
+    if ratio >= 1.0 + warn_fraction * tolerance:
+        why = (
+            "above the tolerance but not credible at this noise"
+            if d >= lim
+            else f"within {warn_fraction:g} x tolerance of failing"
+        )
+        return LatencyDecision(
+            "warn",
+            ratio,
+            confidence,
+            f"slower, {why}: {stats}; smallest reliably caught slowdown {mdd:.1f} %.",
+            False,
+        )
+    return LatencyDecision("pass", ratio, confidence, f"no credible change: {stats}.", False)
+
+
+def update_history(
+    history: Sequence[Sequence[BlockSummary]], new_run: Sequence[BlockSummary], keep: int
+) -> list[list[BlockSummary]]:
+    """History with ``new_run`` appended, oldest first, trimmed to the last ``keep`` runs."""
+    if keep < 1:
+        raise ValueError(f"keep must be >= 1, got {keep!r}")
+    _checked_run(new_run, "new run")
+    runs = [list(run) for run in history] + [list(new_run)]
+    return runs[-keep:]
+
+
+def pytest_benchmark_rule(baseline_median: float, current_median: float, threshold: float = 0.05) -> bool:
+    """True when pytest-benchmark's ``--benchmark-compare-fail=median:5%`` would fail.
+
+    Mirrors ``pytest_benchmark.utils.PercentageRegressionCheck`` exactly: the percentage is parsed
+    as an integer, ``val = current / baseline * 100 - 100`` (``inf`` when the baseline is 0) and
+    it fails iff ``val > threshold_percent`` (strictly; only slowdowns; NaN never fails there).
+    ``threshold`` is a fraction and must name a whole percent, as the CLI syntax requires.
+    """
+    percent = round(threshold * 100)
+    if percent < 0 or abs(threshold * 100 - percent) > 1e-9:
+        raise ValueError(f"pytest-benchmark only accepts whole percentages, got threshold={threshold!r}")
+    val = float("inf") if not baseline_median else current_median / baseline_median * 100 - 100
+    return val > percent

@@ -1,0 +1,249 @@
+"""Unit and property tests of the latency regression rule (pytest_trtbench.regression)."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pytest_trtbench.regression import (
+    VERDICTS,
+    BlockSummary,
+    decide_latency,
+    pytest_benchmark_rule,
+    student_t_cdf,
+    student_t_ppf,
+    update_history,
+)
+
+# block-to-block pattern with ~1 % spread, symmetric around 1
+PATTERN = (0.985, 0.992, 0.997, 1.0, 1.003, 1.008, 1.015)
+
+
+def run(center: float, pattern: tuple[float, ...] = PATTERN, iqr_frac: float = 0.02) -> list[BlockSummary]:
+    return [BlockSummary(center * p, center * p * iqr_frac, 200) for p in pattern]
+
+
+def scaled(blocks: list[BlockSummary], c: float) -> list[BlockSummary]:
+    return [BlockSummary(b.median_ms * c, b.iqr_ms * c, b.n) for b in blocks]
+
+
+HISTORY = [run(10.0), run(10.05), run(9.95), run(10.02), run(9.98)]
+
+# --- strategies -------------------------------------------------------------------------------
+
+block = st.builds(
+    BlockSummary,
+    median_ms=st.floats(0.5, 2.0),
+    iqr_ms=st.floats(0.0, 0.1),
+    n=st.integers(1, 500),
+)
+runs_ = st.lists(st.lists(block, min_size=1, max_size=8), min_size=1, max_size=5)
+current_ = st.lists(block, min_size=1, max_size=8)
+
+
+def _same(a, b) -> bool:
+    return (
+        a.verdict == b.verdict
+        and math.isclose(a.ratio, b.ratio, rel_tol=1e-12)
+        and math.isclose(a.confidence, b.confidence, rel_tol=1e-9, abs_tol=1e-12)
+    )
+
+
+# --- examples ---------------------------------------------------------------------------------
+
+
+def test_no_change_passes() -> None:
+    d = decide_latency(HISTORY, run(10.0))
+    assert d.verdict == "pass"
+    assert not d.needs_confirmation
+    assert d.ratio == pytest.approx(1.0, abs=2e-3)
+
+
+def test_clear_regression_is_detected_and_asks_for_confirmation() -> None:
+    d = decide_latency(HISTORY, run(11.0))
+    assert d.verdict == "latency_regression"
+    assert d.needs_confirmation
+    assert d.ratio == pytest.approx(1.10, rel=3e-3)
+    assert d.confidence > 0.95
+    assert "+10.0" in d.reason and "tolerance 5 %" in d.reason
+
+
+def test_clear_improvement() -> None:
+    d = decide_latency(HISTORY, run(9.0))
+    assert d.verdict == "improved"
+    assert not d.needs_confirmation
+
+
+def test_warn_band_just_under_tolerance() -> None:
+    # +3.5 %: over 0.6 x 5 %, under the bar of a well-measured history
+    quiet = [run(10.0, (0.999, 1.0, 1.001, 1.0, 1.0))] * 1 + [run(10.0, (0.999, 1.0, 1.001, 1.0005, 0.9995))] * 4
+    d = decide_latency(quiet, run(10.35, (0.999, 1.0, 1.001, 1.0, 1.0)), prior_between_cv=0.002)
+    assert d.verdict == "warn"
+
+
+def test_noisy_big_slowdown_is_not_credible_with_one_baseline_run() -> None:
+    wild = (0.8, 0.9, 1.0, 1.1, 1.25)
+    d = decide_latency([run(10.0, wild)], run(10.6, wild))
+    assert d.verdict == "warn"
+    assert "not credible" in d.reason
+
+
+def test_no_baseline() -> None:
+    d = decide_latency([], run(10.0))
+    assert d.verdict == "no_baseline"
+    assert math.isnan(d.ratio)
+
+
+def test_confirmation_blocks_appended_can_clear_an_outlier_driven_alarm() -> None:
+    # two of five current blocks hit by a burst; the appended confirmation blocks are clean
+    history = [run(10.0)] * 3
+    bursty = run(10.0, (1.0, 1.0, 1.0, 1.18, 1.2))
+    first = decide_latency(history, bursty)
+    second = decide_latency(history, bursty + run(10.0))
+    assert VERDICTS.index(second.verdict) < VERDICTS.index("latency_regression")
+    assert VERDICTS.index(first.verdict) >= VERDICTS.index(second.verdict)
+
+
+@pytest.mark.parametrize(
+    ("baseline", "current", "match"),
+    [
+        ([run(10.0)], [], "current run has no measurement blocks"),
+        ([[]], run(10.0), "baseline run 0 has no measurement blocks"),
+        ([run(10.0)], [BlockSummary(math.nan, 0.1, 10)], "median_ms=nan"),
+        ([run(10.0)], [BlockSummary(math.inf, 0.1, 10)], "median_ms=inf"),
+        ([[BlockSummary(-1.0, 0.1, 10)]], run(10.0), "baseline run 0 block 0 has median_ms=-1.0"),
+        ([run(10.0)], [BlockSummary(1.0, math.nan, 10)], "iqr_ms=nan"),
+        ([run(10.0)], [BlockSummary(1.0, 0.1, 0)], "n=0"),
+        ([run(10.0)], [(1.0, 0.1, 10)], "not BlockSummary"),
+    ],
+)
+def test_bad_inputs_raise_clear_value_errors(baseline, current, match) -> None:
+    with pytest.raises(ValueError, match=re.escape(match)):
+        decide_latency(baseline, current)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"tolerance": math.nan}, "tolerance"),
+        ({"tolerance": 0.0}, "tolerance"),
+        ({"alpha": 0.0}, "alpha"),
+        ({"beta": math.inf}, "beta"),
+        ({"warn_fraction": 2.0}, "warn_fraction"),
+    ],
+)
+def test_bad_parameters_raise(kwargs, name) -> None:
+    with pytest.raises(ValueError, match=f"^{name} must be"):
+        decide_latency(HISTORY, run(10.0), **kwargs)
+
+
+def test_block_summary_json_round_trip() -> None:
+    b = BlockSummary(1.25, 0.03, 100)
+    assert BlockSummary.from_json(b.to_json()) == b
+    with pytest.raises(ValueError, match="lacks key 'n'"):
+        BlockSummary.from_json({"median_ms": 1.0, "iqr_ms": 0.1})
+
+
+def test_update_history_keeps_last_k_oldest_first() -> None:
+    runs = [run(float(i)) for i in range(1, 7)]
+    h: list[list[BlockSummary]] = []
+    for r in runs:
+        h = update_history(h, r, keep=3)
+    assert h == [runs[3], runs[4], runs[5]]
+    assert update_history([], runs[0], keep=1) == [runs[0]]
+    with pytest.raises(ValueError, match="keep"):
+        update_history(h, runs[0], keep=0)
+    with pytest.raises(ValueError, match="new run has no measurement blocks"):
+        update_history(h, [], keep=3)
+
+
+# --- Student t ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("p", "df", "expected"),
+    [(0.975, 1, 12.7062047), (0.99, 4, 3.7469474), (0.95, 10, 1.8124611), (0.995, 30, 2.7499957), (0.9, 2, 1.8856181)],
+)
+def test_student_t_ppf_matches_tables(p, df, expected) -> None:
+    assert student_t_ppf(p, df) == pytest.approx(expected, abs=1e-6)
+    assert student_t_cdf(expected, df) == pytest.approx(p, abs=1e-7)
+    assert student_t_ppf(1 - p, df) == pytest.approx(-expected, abs=1e-6)
+
+
+def test_student_t_large_df_is_normal() -> None:
+    assert student_t_ppf(0.99, 1e9) == pytest.approx(2.3263479, abs=1e-5)
+    assert student_t_ppf(0.99, math.inf) == pytest.approx(2.3263479, abs=1e-6)
+
+
+# --- pytest-benchmark rule ------------------------------------------------------------------------
+
+
+def test_pytest_benchmark_rule_matches_its_definition() -> None:
+    # PercentageRegressionCheck: current / compared * 100 - 100 > int percent, strictly
+    assert not pytest_benchmark_rule(10.0, 10.4)
+    assert pytest_benchmark_rule(10.0, 10.6)
+    assert not pytest_benchmark_rule(10.0, 8.0)  # faster never fails
+    assert pytest_benchmark_rule(1.0, 1.05) == (1.05 / 1.0 * 100 - 100 > 5)  # float edge, as upstream
+    assert not pytest_benchmark_rule(100.0, 105.0)  # exactly +5 % is not > 5
+    assert pytest_benchmark_rule(0.0, 1.0)  # zero baseline: inf
+    assert pytest_benchmark_rule(10.0, 11.5, threshold=0.10)
+    with pytest.raises(ValueError, match="whole percentages"):
+        pytest_benchmark_rule(10.0, 11.0, threshold=0.055)
+
+
+def test_pytest_benchmark_rule_agrees_with_upstream_check() -> None:
+    from pytest_benchmark.utils import parse_compare_fail
+
+    check = parse_compare_fail("median:5%")
+    for base, cur in [(10.0, 10.5), (10.0, 10.50001), (1.0, 1.05), (3.0, 3.3), (0.0, 1.0), (2.0, 1.0)]:
+        upstream = check.fails({"median": cur}, {"median": base}) is not None
+        assert pytest_benchmark_rule(base, cur, 0.05) == upstream, (base, cur)
+
+
+# --- properties -----------------------------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(runs_, current_, st.randoms(use_true_random=False))
+def test_invariant_to_block_and_run_order(history, current, rnd) -> None:
+    expected = decide_latency(history, current)
+    shuffled_hist = [rnd.sample(r, len(r)) for r in history]
+    rnd.shuffle(shuffled_hist)
+    got = decide_latency(shuffled_hist, rnd.sample(current, len(current)))
+    assert _same(expected, got)
+
+
+@settings(max_examples=60, deadline=None)
+@given(runs_, current_, st.floats(1e-3, 1e3))
+def test_scale_free(history, current, c) -> None:
+    a = decide_latency(history, current)
+    b = decide_latency([scaled(r, c) for r in history], scaled(current, c))
+    assert a.verdict == b.verdict
+    assert a.ratio == pytest.approx(b.ratio, rel=1e-9)
+    assert a.confidence == pytest.approx(b.confidence, abs=1e-7)
+
+
+@settings(max_examples=60, deadline=None)
+@given(runs_, current_, st.floats(0.5, 2.0), st.floats(0.5, 2.0))
+def test_monotone_in_the_slowdown(history, current, m1, m2) -> None:
+    lo, hi = sorted((m1, m2))
+    a = decide_latency(history, scaled(current, lo))
+    b = decide_latency(history, scaled(current, hi))
+    assert VERDICTS.index(a.verdict) <= VERDICTS.index(b.verdict)
+    assert a.confidence <= b.confidence + 1e-12
+    assert a.ratio <= b.ratio * (1 + 1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(runs_, current_)
+def test_decision_is_well_formed(history, current) -> None:
+    d = decide_latency(history, current)
+    assert d.verdict in VERDICTS
+    assert 0.0 <= d.confidence <= 1.0
+    assert math.isfinite(d.ratio) and d.ratio > 0
+    assert d.needs_confirmation == (d.verdict == "latency_regression")
+    assert d.reason.endswith(".")
