@@ -35,6 +35,8 @@ MIN_BLOCK_S = "--trt-min-block-s"
 CONFIRM = "--trt-confirm"
 HISTORY = "--trt-history"
 SIZE = "--trt-size"
+CUDA_GRAPH = "--trt-cuda-graph"
+NO_CUDA_GRAPH = "--trt-no-cuda-graph"
 
 DEFAULT_CACHE_DIR = ".trtbench-cache"
 USER_PROPERTY = "trtbench"
@@ -79,11 +81,21 @@ def _choice(*choices: str) -> Callable[[str], str]:
     return parse
 
 
+def _backends(text: str) -> str:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    for name in names:
+        _choice("onnxruntime", "tensorrt")(name)
+    if not names:
+        raise pytest.UsageError("expected at least one backend name")
+    return ",".join(names)
+
+
 # (option, type, default, help); flags have type None
 _VALUED: list[tuple[str, Callable[[str], Any], Any, str]] = [
     (GPU, str, "auto", "GPU profile: a short name (a10, l4, h100), 'auto' (the present device) or 'cpu'. "
      "Selects baselines/<gpu>/ and the cache namespace"),
-    (BACKEND, _choice("onnxruntime", "tensorrt"), "onnxruntime", "backend for suites that name none"),
+    (BACKEND, _backends, "onnxruntime", "backend(s) for suites that name none: onnxruntime, tensorrt, or both "
+     "comma-separated"),
     (CACHE_DIR, str, DEFAULT_CACHE_DIR, "engine cache directory, relative to the rootdir"),
     (BASELINE_DIR, str, "baselines", "baseline directory, relative to the rootdir"),
     (REPORT, str, "", "write the CSV report to this file"),
@@ -113,6 +125,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     for option, help_text in _FLAGS:
         group.addoption(option, action="store_true", default=None, help=f"{help_text} (ini: {_ini(option)})")
         parser.addini(_ini(option), help_text, type="bool", default=None)
+    graph_help = "time GPU cases by replaying a CUDA graph of the launch where it can be captured"
+    group.addoption(CUDA_GRAPH, dest=_ini(CUDA_GRAPH), action="store_true", default=None,
+                    help=f"{graph_help} (default: on; ini: {_ini(CUDA_GRAPH)})")
+    group.addoption(NO_CUDA_GRAPH, dest=_ini(CUDA_GRAPH), action="store_false",
+                    help="time GPU cases with plain enqueues, no CUDA graph")
+    parser.addini(_ini(CUDA_GRAPH), graph_help, type="bool", default=True)
 
 
 def _get(config: pytest.Config, option: str) -> Any:
@@ -120,6 +138,8 @@ def _get(config: pytest.Config, option: str) -> Any:
     if value is not None:
         return value
     ini = config.getini(_ini(option))
+    if option == CUDA_GRAPH:
+        return bool(ini)
     for opt, kind, default, _ in _VALUED:
         if opt == option:
             return kind(str(ini)) if ini not in (None, "") else default
@@ -134,6 +154,10 @@ def pytest_configure(config: pytest.Config) -> None:
     plugin = TrtBenchPlugin(config)
     config.stash[plugin_key] = plugin
     config.pluginmanager.register(plugin, "trtbench-plugin")
+    if config.pluginmanager.hasplugin("benchmark"):
+        from pytest_trtbench import benchmark_json
+
+        config.pluginmanager.register(benchmark_json, "trtbench-benchmark-json")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -141,6 +165,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if plugin is not None:
         plugin.close()
         config.pluginmanager.unregister(plugin)
+        if config.pluginmanager.has_plugin("trtbench-benchmark-json"):
+            config.pluginmanager.unregister(name="trtbench-benchmark-json")
         del config.stash[plugin_key]
 
 
@@ -152,7 +178,7 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
     if not obj.source_file:
         obj.source_file = os.path.relpath(str(collector.path), str(collector.config.rootpath))
     try:
-        cases = obj.cases([_get(collector.config, BACKEND)])
+        cases = obj.cases(_get(collector.config, BACKEND).split(","))
     except ValueError as exc:
         raise collector.CollectError(f"suite {name} in {collector.path}: {exc}") from None
     return [CaseItem.from_parent(collector, name=f"{name}[{case.param_id}]", case=case) for case in cases]
@@ -221,6 +247,7 @@ class TrtBenchPlugin:
                 timing=TimingConfig(
                     warmup_s=_get(config, WARMUP_S), blocks=_get(config, BLOCKS),
                     min_block_iters=_get(config, MIN_BLOCK_ITERS), min_block_s=_get(config, MIN_BLOCK_S),
+                    use_cuda_graph=bool(_get(config, CUDA_GRAPH)),
                 ),
                 latency_tolerance=_get(config, LATENCY_TOLERANCE),
                 latency_gate=not _get(config, NO_LATENCY_GATE),
@@ -265,7 +292,9 @@ class TrtBenchPlugin:
             if name == USER_PROPERTY:
                 from pytest_trtbench.runner import CaseResult
 
-                self.results.append(CaseResult.from_json(json.loads(value)))
+                result = CaseResult.from_json(json.loads(value))
+                result.nodeid = report.nodeid
+                self.results.append(result)
 
     def rows(self) -> list[dict[str, Any]]:
         return [r.row for r in self.results]
