@@ -106,8 +106,13 @@ class EngineCache:
             return None
         return meta
 
-    def get_or_build(self, backend: Backend, request: BuildRequest, label: str) -> tuple[CacheEntry, Engine]:
-        """Return the cached entry for *request* (building it if needed) and the loaded engine."""
+    def get_or_build(
+        self, backend: Backend, request: BuildRequest, label: str, *, load: bool = True
+    ) -> tuple[CacheEntry, Engine | None]:
+        """Return the cached entry for *request* (building it if needed) and the loaded engine.
+
+        With ``load=False`` (engines can't run here) a hit is only verified, and no engine is returned.
+        """
         from filelock import FileLock
 
         fields = key_fields(backend, request)
@@ -121,7 +126,11 @@ class EngineCache:
                 meta = self._read_meta(path)
                 if meta is not None:
                     try:
-                        engine = backend.load(path, meta.get("backend", {}), request)
+                        if load:
+                            engine: Engine | None = backend.load(path, meta.get("backend", {}), request)
+                        else:
+                            backend.verify(path, meta.get("backend", {}))
+                            engine = None
                     except BackendError as exc:
                         warnings.warn(CacheWarning(f"cached engine {path} is unreadable ({exc}); rebuilding"), stacklevel=2)
                     else:
@@ -130,6 +139,8 @@ class EngineCache:
                     warnings.warn(CacheWarning(f"cache entry {path} is incomplete or corrupt; rebuilding"), stacklevel=2)
             entry = self._build(backend, request, fields, key, path, label)
             self._rebuilt.add(key)
+        if not load:
+            return entry, None
         try:
             engine = backend.load(path, entry.metadata.get("backend", {}), request)
         except BackendError as exc:

@@ -10,7 +10,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 from pytest_trtbench.device import DeviceInfo
 from pytest_trtbench.suite import Suite, SuiteError
@@ -185,6 +185,44 @@ class TorchLaunch:
         if self.cuda_stream is not None:
             self.cuda_stream.synchronize()
 
+    def capture_graph(self) -> Callable[[], None] | str:
+        """Capture one forward into a ``torch.cuda.CUDAGraph``; return its replay, or why not.
+
+        As the torch docs prescribe: warm up on a side stream first (lazy cuBLAS/cuDNN handles and
+        autotuning must not be captured), capture on a side stream (``torch.cuda.graph``'s own;
+        capture is illegal on the legacy default stream), replay on :attr:`cuda_stream`. The
+        replay reuses the captured input and output memory, so the inputs must stay where
+        :meth:`TorchReference.prepare` put them (they do: ``self.args`` is kept alive).
+        """
+        if self.cuda_stream is None:
+            return "a CPU launch: CUDA graphs need a CUDA device"
+        import torch
+
+        stream = self.cuda_stream
+        side = torch.cuda.Stream()
+        side.wait_stream(stream)
+        try:
+            with torch.cuda.stream(side), self._no_grad():
+                for _ in range(3):
+                    self.module(*self.args)
+            stream.wait_stream(side)
+            stream.synchronize()
+            graph = torch.cuda.CUDAGraph()
+            with self._no_grad(), torch.cuda.graph(graph):
+                self._graph_outputs = self.module(*self.args)  # the graph's output memory stays alive
+        except RuntimeError as exc:  # e.g. a host sync (.item(), CPU tensors) inside forward
+            torch.cuda.synchronize()
+            return f"torch.cuda.graph capture failed: {str(exc).splitlines()[0][:300]}"
+        self._graph = graph
+        if torch.cuda.current_stream() == stream:
+            return graph.replay
+
+        def replay() -> None:
+            with torch.cuda.stream(stream):
+                graph.replay()
+
+        return replay
+
 
 class OnnxReference:
     """ONNX Runtime's CPU provider on the original fp32 model: the reference for ONNX-file suites."""
@@ -192,12 +230,20 @@ class OnnxReference:
     name = "onnxruntime-cpu-fp32"
 
     def __init__(self, path: Path) -> None:
-        from pytest_trtbench.backends.onnxruntime import OnnxRuntimeEngine
+        self._path = path
+        self._engine: Any = None
 
-        self._engine = OnnxRuntimeEngine(path, DeviceInfo(gpu="cpu", device_name="cpu", kind="cpu"))
+    def _session(self) -> Any:
+        # created on first use: a build-only run never needs it, and the engine's own parser
+        # should be the one to report a broken model
+        if self._engine is None:
+            from pytest_trtbench.backends.onnxruntime import OnnxRuntimeEngine
+
+            self._engine = OnnxRuntimeEngine(self._path, DeviceInfo(gpu="cpu", device_name="cpu", kind="cpu"))
+        return self._engine
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return self._engine.run(feeds)
+        return self._session().run(feeds)
 
     def prepare(self, feeds: Mapping[str, np.ndarray]) -> Launch:
-        return self._engine.prepare(feeds)
+        return self._session().prepare(feeds)

@@ -12,7 +12,17 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Mapping
 if TYPE_CHECKING:
     import numpy as np
 
-RECIPE = {"format": "QDQ", "activations": "int8-symmetric", "weights": "int8-per-channel-symmetric", "calibration": "minmax"}
+# Q/DQ only around the weighted ops, the placement TensorRT's explicit quantization expects; quantizing
+# element-wise ops' constants (GELU's sqrt(2), ...) yields constants TensorRT refuses to build.
+QUANTIZED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
+RECIPE = {
+    "format": "QDQ",
+    "activations": "int8-symmetric",
+    "weights": "int8-per-channel-symmetric",
+    "calibration": "minmax",
+    "ops": ",".join(QUANTIZED_OPS),
+    "bias": "float",
+}
 
 
 class QuantizationError(Exception):
@@ -33,7 +43,8 @@ def quantize_qdq(src: Path, dst: Path, calibration: Iterable[Mapping[str, np.nda
             self._it: Iterator[Mapping[str, np.ndarray]] = iter(feeds)
 
         def get_next(self) -> dict[str, np.ndarray] | None:
-            return dict(next(self._it, None) or {}) or None
+            feeds = next(self._it, None)
+            return dict(feeds) if feeds else None
 
         def rewind(self) -> None:
             self._it = iter(feeds)
@@ -50,7 +61,9 @@ def quantize_qdq(src: Path, dst: Path, calibration: Iterable[Mapping[str, np.nda
             activation_type=QuantType.QInt8,
             weight_type=QuantType.QInt8,
             per_channel=True,
-            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
+            op_types_to_quantize=list(QUANTIZED_OPS),
+            # biases stay float: TensorRT parses only 8-bit (and fp8/int4) DequantizeLinear inputs, not int32
+            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False},
         )
     except Exception as exc:  # onnxruntime raises bare Exceptions of many kinds here
         raise QuantizationError(f"{src}: int8 Q/DQ quantization failed: {type(exc).__name__}: {exc}") from exc
