@@ -37,6 +37,7 @@ HISTORY = "--trt-history"
 SIZE = "--trt-size"
 CUDA_GRAPH = "--trt-cuda-graph"
 NO_CUDA_GRAPH = "--trt-no-cuda-graph"
+ENERGY_S = "--trt-energy-s"
 
 DEFAULT_CACHE_DIR = ".trtbench-cache"
 USER_PROPERTY = "trtbench"
@@ -64,6 +65,16 @@ def _non_negative_int(text: str) -> int:
         raise pytest.UsageError(f"expected an integer, got {text!r}") from None
     if value < 0:
         raise pytest.UsageError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise pytest.UsageError(f"expected a number, got {text!r}") from None
+    if not value >= 0:
+        raise pytest.UsageError(f"expected a number >= 0, got {text!r}")
     return value
 
 
@@ -104,6 +115,8 @@ _VALUED: list[tuple[str, Callable[[str], Any], Any, str]] = [
     (BLOCKS, _non_negative_int, 5, "independent timed blocks per case"),
     (MIN_BLOCK_ITERS, _non_negative_int, 5, "minimum iterations per block"),
     (MIN_BLOCK_S, _positive_float, 0.02, "minimum seconds per block"),
+    (ENERGY_S, _non_negative_float, 1.0, "GPU: seconds of back-to-back launches for the energy per inference "
+     "(NVML; 0: skip)"),
     (CONFIRM, _non_negative_int, 1, "re-measurements that must confirm a latency regression"),
     (HISTORY, _non_negative_int, 10, "baseline runs kept per case for the noise estimate"),
     (SIZE, _choice("tiny", "full"), "tiny", "model size of the shipped suites: tiny (CPU CI) or full (GPU)"),
@@ -181,7 +194,17 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
         cases = obj.cases(_get(collector.config, BACKEND).split(","))
     except ValueError as exc:
         raise collector.CollectError(f"suite {name} in {collector.path}: {exc}") from None
-    return [CaseItem.from_parent(collector, name=f"{name}[{case.param_id}]", case=case) for case in cases]
+    line = _assignment_line(collector.path, name)
+    return [CaseItem.from_parent(collector, name=f"{name}[{case.param_id}]", case=case, line=line) for case in cases]
+
+
+def _assignment_line(path: Path, name: str) -> int:
+    """0-based line of ``name = Suite(...)`` in the suite module, for report locations."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return 0
+    return next((i for i, text in enumerate(lines) if text.startswith((f"{name} =", f"{name}:"))), 0)
 
 
 class CaseFailed(Exception):
@@ -191,9 +214,10 @@ class CaseFailed(Exception):
 class CaseItem(pytest.Item):
     """One case of a suite, e.g. ``test_mlp[onnxruntime-fp32-b8]``."""
 
-    def __init__(self, *, case: Case, **kwargs: Any) -> None:
+    def __init__(self, *, case: Case, line: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.case = case
+        self._line = line
         self.keywords[case.backend] = True
         self.keywords[case.precision] = True
 
@@ -202,7 +226,8 @@ class CaseItem(pytest.Item):
         result = plugin.harness().run_case(self.case)
         self.user_properties.append((USER_PROPERTY, json.dumps(result.to_json(), allow_nan=True)))
         if result.status == "skipped":
-            pytest.skip(result.row["reason"])
+            # reported at the suite's location, as pytest does for skip markers
+            raise pytest.skip.Exception(result.row["reason"], _use_item_location=True)
         if result.message and result.status in ("accuracy_fail", "accuracy_regression", "latency_regression", "error"):
             raise CaseFailed(result.message)
 
@@ -212,7 +237,7 @@ class CaseItem(pytest.Item):
         return str(super().repr_failure(excinfo, style=style))
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, self.name
+        return self.path, self._line, self.name
 
 
 class TrtBenchPlugin:
@@ -247,7 +272,7 @@ class TrtBenchPlugin:
                 timing=TimingConfig(
                     warmup_s=_get(config, WARMUP_S), blocks=_get(config, BLOCKS),
                     min_block_iters=_get(config, MIN_BLOCK_ITERS), min_block_s=_get(config, MIN_BLOCK_S),
-                    use_cuda_graph=bool(_get(config, CUDA_GRAPH)),
+                    use_cuda_graph=bool(_get(config, CUDA_GRAPH)), energy_s=_get(config, ENERGY_S),
                 ),
                 latency_tolerance=_get(config, LATENCY_TOLERANCE),
                 latency_gate=not _get(config, NO_LATENCY_GATE),

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 REDUCED_PRECISIONS = ("fp16", "bf16", "int8", "fp8")
+CALIBRATION_MAX_BATCH = 4
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,11 @@ class CaseResult:
     baseline_entry: dict[str, Any] | None
     baseline_file: str
     message: str = ""
+    latency: dict[str, Any] | None = None
+    """The measured case's latency distribution (:meth:`LatencyResult.distribution`) plus ``method``,
+    ``block_medians_ms`` and ``notes``: what pytest-benchmark's JSON needs (:mod:`pytest_trtbench.benchmark_json`)."""
+    nodeid: str = ""
+    """The pytest node id, set where the report is received (not part of the JSON)."""
 
     @property
     def status(self) -> str:
@@ -64,11 +70,12 @@ class CaseResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"row": self.row, "baseline_entry": self.baseline_entry, "baseline_file": self.baseline_file,
-                "message": self.message}
+                "message": self.message, "latency": self.latency}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CaseResult:
-        return cls(dict(data["row"]), data.get("baseline_entry"), data["baseline_file"], data.get("message", ""))
+        return cls(dict(data["row"]), data.get("baseline_entry"), data["baseline_file"], data.get("message", ""),
+                   data.get("latency"))
 
 
 def _versions() -> dict[str, str]:
@@ -91,7 +98,7 @@ class Harness:
         self.cache = EngineCache(settings.cache_dir, settings.device.gpu, rebuild=settings.rebuild, on_build=on_build)
         self._work = Path(tempfile.mkdtemp(prefix="trtbench-export-"))
         self._models: dict[int, ModelSource | SuiteError] = {}
-        self._engines: dict[tuple[Any, ...], tuple[CacheEntry, Engine]] = {}
+        self._engines: dict[tuple[Any, ...], tuple[CacheEntry, Engine | None]] = {}
         self._references: dict[tuple[Any, ...], dict[str, np.ndarray]] = {}
         self._reference_latency: dict[tuple[Any, ...], float] = {}
         self._baselines: dict[Path, dict[str, Any] | BaselineError] = {}
@@ -113,25 +120,47 @@ class Harness:
             raise got
         return got
 
+    def calibration_shapes(self, case: Case) -> dict[str, tuple[int, ...]]:
+        """Shapes of the default calibration feeds: the profile's opt shape with the batch capped at
+        ``CALIBRATION_MAX_BATCH`` (ONNX Runtime's calibrator keeps every intermediate tensor), and any
+        dim the ONNX file fixes taken from the file."""
+        static = self.model(case.suite).static_input_shapes or {}
+        shapes = {}
+        for spec in case.suite.inputs:
+            opt = list(case.profile[spec.name].opt)
+            for axis, dim in enumerate(spec.shape):
+                if dim == "batch":
+                    opt[axis] = min(opt[axis], CALIBRATION_MAX_BATCH)
+            for axis, fixed in enumerate(static.get(spec.name, ())):
+                if fixed is not None and axis < len(opt):
+                    opt[axis] = fixed
+            shapes[spec.name] = tuple(opt)
+        return shapes
+
     def build_request(self, case: Case) -> BuildRequest:
         suite = case.suite
-        opt_shapes = {name: r.opt for name, r in case.profile.ranges}
+        calib_shapes = self.calibration_shapes(case) if case.precision in ("int8", "fp8") else {}
         return BuildRequest(
             onnx_path=self.model(suite).onnx_path,
             precision=case.precision,
             profiles=(case.profile,),
             device=self.settings.device,
-            calibration=(lambda: calibration_feeds(suite, opt_shapes)) if case.precision in ("int8", "fp8") else None,
+            calibration=(lambda: calibration_feeds(suite, calib_shapes)) if calib_shapes else None,
             options={**self.settings.backend_options, **({"fp32_ops": list(suite.fp32_ops)} if suite.fp32_ops else {})},
         )
 
     def engine(self, case: Case) -> tuple[CacheEntry, Engine]:
         """The case's engine: one per (GPU, backend, precision, profile), built or taken from the cache."""
-        key = (id(case.suite), case.backend, case.precision, case.profile)
+        entry, engine = self._engine(case, load=True)
+        assert engine is not None
+        return entry, engine
+
+    def _engine(self, case: Case, *, load: bool) -> tuple[CacheEntry, Engine | None]:
+        key = (id(case.suite), case.backend, case.precision, case.profile, load)
         if key not in self._engines:
             backend = get_backend(case.backend)
             label = f"{case.suite.name} {case.backend}-{case.precision} [{case.profile.label()}]"
-            self._engines[key] = self.cache.get_or_build(backend, self.build_request(case), label)
+            self._engines[key] = self.cache.get_or_build(backend, self.build_request(case), label, load=load)
         return self._engines[key]
 
     def inputs(self, case: Case) -> dict[str, np.ndarray]:
@@ -187,7 +216,9 @@ class Harness:
             "reference_latency_ms_median": math.nan, "speedup_vs_reference": math.nan, "max_abs_err": math.nan,
             "max_rel_err": math.nan, "mean_abs_err": math.nan, "cosine_similarity": math.nan,
             "top1_agreement": math.nan, "engine_cache": "none", "build_s": math.nan, "engine_key": "", "engine_precisions": "",
-            "timing_method": "",
+            "timing_method": "", "enqueue_ms_median": math.nan, "energy_j_per_inference": math.nan,
+            "mean_power_w": math.nan, "gpu_clock_mhz_start": math.nan, "gpu_clock_mhz_end": math.nan,
+            "gpu_temp_c_end": math.nan,
         }
 
     def run_case(self, case: Case) -> CaseResult:
@@ -213,7 +244,9 @@ class Harness:
         reason = _static_shape_conflict(model, case)
         if reason:
             return self._skip(result, V.SKIPPED, reason)
-        entry, engine = self.engine(case)
+        not_here = backend.execution_unavailable_reason(settings.device)
+        execute = not (settings.build_only or not_here)
+        entry, engine = self._engine(case, load=execute)
         row["engine_cache"], row["build_s"], row["engine_key"] = entry.status, entry.build_s, entry.key
         precisions = entry.metadata.get("backend", {}).get("engine_precisions")
         if precisions:
@@ -225,8 +258,7 @@ class Harness:
                 )
                 result.message = f"{case.case_id}: error\n  {row['reason']}"
                 return None
-        not_here = backend.execution_unavailable_reason(settings.device)
-        if settings.build_only or not_here:
+        if not execute or engine is None:
             return self._skip(result, V.BUILT, not_here or "--trt-build-only: built, not executed")
 
         feeds = self.inputs(case)
@@ -252,6 +284,7 @@ class Harness:
                 lambda name: case.suite.tolerance_for(case.precision, name),
             )
             latency_verdict, latency_reason, latency = self._latency_gate(case, engine, feeds, latency, baseline, row)
+        result.latency = _latency_record(latency)
         verdict = V.decide_verdict(
             accuracy_failures=accuracy_failures, accuracy_regressions=regressions,
             latency_verdict=latency_verdict, latency_reason=latency_reason,
@@ -309,7 +342,9 @@ class Harness:
         for _ in range(self.settings.confirm if decision.needs_confirmation else 0):
             again = measure_latency(engine.prepare(feeds), case.batch_size, self.settings.timing)
             latency = LatencyResult(latency.samples_ms + again.samples_ms, latency.blocks + again.blocks,
-                                    latency.batch_size, latency.method, latency.notes)
+                                    latency.batch_size, latency.method, latency.notes,
+                                    latency.enqueue_ms + again.enqueue_ms, again.telemetry or latency.telemetry,
+                                    latency.host_synchronous)
             decision = decide_latency(history, latency.blocks, self.settings.latency_tolerance)
             _fill_latency(row, latency)
         row["latency_confidence"] = decision.confidence
@@ -392,3 +427,14 @@ def _fill_latency(row: dict[str, Any], latency: LatencyResult) -> None:
     row["latency_ms_median"], row["latency_ms_p90"] = summary["median_ms"], summary["p90_ms"]
     row["latency_ms_p99"], row["latency_cov_pct"] = summary["p99_ms"], summary["cov_pct"]
     row["throughput_qps"], row["timing_method"] = summary["throughput_qps"], summary["method"]
+    row["enqueue_ms_median"] = summary["enqueue_ms_median"]
+    telemetry = latency.telemetry.to_json() if latency.telemetry is not None else {}
+    for key in ("energy_j_per_inference", "mean_power_w", "gpu_clock_mhz_start", "gpu_clock_mhz_end", "gpu_temp_c_end"):
+        value = telemetry.get(key)
+        row[key] = math.nan if value is None else value
+
+
+def _latency_record(latency: LatencyResult) -> dict[str, Any]:
+    """The small latency record a :class:`CaseResult` carries: quantiles and block medians, no samples."""
+    return {**latency.distribution(), "method": latency.method, "notes": list(latency.notes),
+            "block_medians_ms": [b.median_ms for b in latency.blocks], "enqueue_ms_median": latency.enqueue_ms_median}
