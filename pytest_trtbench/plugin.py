@@ -164,6 +164,11 @@ plugin_key = pytest.StashKey["TrtBenchPlugin"]()
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ[SIZE_ENV] = _get(config, SIZE)
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        from pytest_trtbench.workers import pin_worker, visible_gpus
+
+        pin_worker(workerinput, visible_gpus())
     plugin = TrtBenchPlugin(config)
     config.stash[plugin_key] = plugin
     config.pluginmanager.register(plugin, "trtbench-plugin")
@@ -171,6 +176,15 @@ def pytest_configure(config: pytest.Config) -> None:
         from pytest_trtbench import benchmark_json
 
         config.pluginmanager.register(benchmark_json, "trtbench-benchmark-json")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto`` on a multi-GPU host: one worker per GPU (else xdist's default, the CPU count)."""
+    from pytest_trtbench.workers import visible_gpus
+
+    gpus = len(visible_gpus())
+    return gpus if gpus > 1 else None
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
