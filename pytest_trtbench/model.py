@@ -198,7 +198,10 @@ class TorchLaunch:
             return "a CPU launch: CUDA graphs need a CUDA device"
         import torch
 
+        from pytest_trtbench.measure import TorchCaptureGuard
+
         stream = self.cuda_stream
+        guard = TorchCaptureGuard()
         side = torch.cuda.Stream()
         side.wait_stream(stream)
         try:
@@ -211,6 +214,7 @@ class TorchLaunch:
             with self._no_grad(), torch.cuda.graph(graph):
                 self._graph_outputs = self.module(*self.args)  # the graph's output memory stays alive
         except RuntimeError as exc:  # e.g. a host sync (.item(), CPU tensors) inside forward
+            guard.restore()  # the current stream and the CUDA RNG, or later random ops in the process fail
             torch.cuda.synchronize()
             return f"torch.cuda.graph capture failed: {str(exc).splitlines()[0][:300]}"
         self._graph = graph

@@ -11,7 +11,8 @@ REPORT_COLUMNS = [
     "throughput_qps", "baseline_latency_ms_median", "latency_change_pct", "latency_confidence",
     "reference_backend", "reference_latency_ms_median", "speedup_vs_reference", "max_abs_err", "max_rel_err",
     "mean_abs_err", "cosine_similarity", "top1_agreement", "engine_cache", "build_s", "engine_key", "engine_precisions",
-    "timing_method",
+    "timing_method", "enqueue_ms_median", "energy_j_per_inference", "mean_power_w", "gpu_clock_mhz_start",
+    "gpu_clock_mhz_end", "gpu_temp_c_end",
 ]
 
 _TABLE = [

@@ -51,6 +51,15 @@ class Launch(Protocol):
 
     On CPU ``__call__`` runs synchronously and ``cuda_stream`` is ``None``. On a GPU it enqueues
     on ``cuda_stream`` (a ``torch.cuda.Stream``), and ``synchronize`` waits for it.
+
+    Optional, looked up with ``getattr`` by :mod:`pytest_trtbench.measure`:
+
+    - ``capture_graph() -> Callable[[], None] | str``: capture one launch into a CUDA graph and
+      return a callable that replays it on ``cuda_stream``, or a sentence saying why it cannot be
+      captured (raising :class:`BackendError` or ``RuntimeError`` counts as such a sentence).
+      Called after warmup; the replay must keep using the launch's input and output memory.
+    - ``host_synchronous: bool``: ``True`` when the call itself waits for the GPU (ONNX Runtime's
+      ``run_with_iobinding``), so its host time is not an enqueue time.
     """
 
     cuda_stream: Any
@@ -100,6 +109,11 @@ class Backend(Protocol):
         *cache_root* is the cache directory of this GPU namespace, for state shared between
         builds (TensorRT's timing cache); the backend locks what it writes there.
         """
+        ...
+
+    def verify(self, entry_dir: Path, metadata: Mapping[str, Any]) -> None:
+        """Cheaply check a cached entry without executing anything (used where engines can't run).
+        Raise :class:`BackendError` if the files are unusable, so the cache rebuilds them."""
         ...
 
     def load(self, entry_dir: Path, metadata: Mapping[str, Any], request: BuildRequest) -> Engine:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from pytest_trtbench.backends.base import BackendError, BuildOutput, BuildRequest
 from pytest_trtbench.device import DeviceInfo
@@ -87,6 +87,15 @@ class OnnxRuntimeBackend:
         files = [p.name for p in out_dir.iterdir() if p.is_file()]
         return BuildOutput(files=files, metadata={"recipe": recipe, "onnxruntime": ort.__version__})
 
+    def verify(self, entry_dir: Path, metadata: Mapping[str, Any]) -> None:
+        import onnx
+
+        path = entry_dir / ENGINE_FILE
+        try:
+            onnx.load(str(path), load_external_data=False)
+        except Exception as exc:  # DecodeError, OSError, ...
+            raise BackendError(f"cannot parse {path}: {type(exc).__name__}") from None
+
     def load(self, entry_dir: Path, metadata: Mapping[str, Any], request: BuildRequest) -> OnnxRuntimeEngine:
         return OnnxRuntimeEngine(entry_dir / ENGINE_FILE, request.device)
 
@@ -105,6 +114,8 @@ class OnnxRuntimeEngine:
             raise BackendError(f"cannot load {path}: {type(exc).__name__}: {str(exc)[:200]}") from None
         self.stats = {"load_s": time.perf_counter() - start}
         self.device = device
+        self.path = path
+        self._graph: CudaGraphSession | None = None
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
 
@@ -116,19 +127,50 @@ class OnnxRuntimeEngine:
         return dict(zip(self.output_names, values))
 
     def prepare(self, feeds: Mapping[str, np.ndarray]) -> OnnxRuntimeLaunch:
-        return OnnxRuntimeLaunch(self.session, feeds, self.output_names, self.device)
+        return OnnxRuntimeLaunch(self.session, feeds, self.output_names, self.device, engine=self)
+
+    def cuda_graph(self, feeds: Mapping[str, np.ndarray]) -> CudaGraphSession | str:
+        """A session with the CUDA provider's ``enable_cuda_graph`` on, bound to *feeds*, or why not.
+
+        ONNX Runtime captures a CUDA graph per session, on the first runs, with the addresses bound
+        at that time; so a graph needs its own session, inputs and outputs at fixed device
+        addresses. Created lazily, on the first capture; the last one is kept (a confirmation
+        re-measurement of the same case replays it) and replaced when the input shapes change, so
+        at most one extra copy of the weights is on the GPU.
+        """
+        if self.device.kind != "cuda" or "CUDAExecutionProvider" not in self.session.get_providers():
+            return "onnxruntime runs on the CPU provider here: CUDA graphs need the CUDA provider"
+        key = tuple(sorted((name, tuple(a.shape), str(a.dtype)) for name, a in feeds.items()))
+        if self._graph is not None and self._graph.key == key:
+            self._graph.update_inputs(feeds)
+            return self._graph
+        self._graph = None  # free the previous graph session before creating the next
+        try:
+            expected = self.run(feeds)
+            graph = CudaGraphSession(self.path, key, feeds, self.output_names, expected)
+        except BackendError as exc:
+            return str(exc)
+        self._graph = graph
+        return graph
 
     def close(self) -> None:
+        self._graph = None
         del self.session
 
 
 class OnnxRuntimeLaunch:
     """Inputs bound once with IOBinding; on CUDA they live on the device and outputs stay there."""
 
-    def __init__(self, session: Any, feeds: Mapping[str, np.ndarray], output_names: list[str], device: DeviceInfo) -> None:
+    host_synchronous = True
+    """``run_with_iobinding`` synchronizes ORT's stream before it returns."""
+
+    def __init__(self, session: Any, feeds: Mapping[str, np.ndarray], output_names: list[str], device: DeviceInfo,
+                 engine: OnnxRuntimeEngine | None = None) -> None:
         ort = _ort()
         self.binding = session.io_binding()
         self.session = session
+        self.feeds = feeds
+        self.engine = engine
         self.cuda_stream: Any = None
         on_cuda = device.kind == "cuda" and "CUDAExecutionProvider" in session.get_providers()
         for name, array in feeds.items():
@@ -151,3 +193,66 @@ class OnnxRuntimeLaunch:
     def synchronize(self) -> None:
         if self.cuda_stream is not None:
             self.cuda_stream.synchronize()
+
+    def capture_graph(self) -> Callable[[], None] | str:
+        """Replay through a CUDA-graph session of the engine (see :meth:`OnnxRuntimeEngine.cuda_graph`)."""
+        if self.cuda_stream is None or self.engine is None:
+            return "a CPU launch: CUDA graphs need the CUDA provider"
+        graph = self.engine.cuda_graph(self.feeds)
+        return graph if isinstance(graph, str) else graph.replay
+
+
+class CudaGraphSession:
+    """An ONNX Runtime session with ``enable_cuda_graph``, its inputs and outputs bound on the device.
+
+    Follows the CUDA provider's documented recipe: device-resident ``OrtValue`` inputs and
+    pre-allocated outputs bound with IOBinding (their addresses are baked into the graph), one
+    regular run that allocates and captures, then ``run_with_iobinding`` replays. New input
+    values go in with ``OrtValue.update_inplace``. ORT refuses (and we report why) models with
+    control flow or with nodes outside the CUDA provider.
+    """
+
+    WARMUP_RUNS = 3  # ORT captures on the first run(s) after creation; replays from then on
+
+    def __init__(self, path: Path, key: Any, feeds: Mapping[str, np.ndarray], output_names: list[str],
+                 expected: Mapping[str, np.ndarray]) -> None:
+        import numpy as np
+
+        ort = _ort()
+        self.key = key
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        options.log_severity_level = 3
+        providers = [("CUDAExecutionProvider", {"device_id": 0, "enable_cuda_graph": "1"})]
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
+            self.inputs = {n: ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a), "cuda", 0)
+                           for n, a in feeds.items()}
+            self.outputs = {n: ort.OrtValue.ortvalue_from_shape_and_type(list(expected[n].shape),
+                                                                         expected[n].dtype.type, "cuda", 0)
+                            for n in output_names}
+            self.binding = self.session.io_binding()
+            for name, value in self.inputs.items():
+                self.binding.bind_ortvalue_input(name, value)
+            for name, value in self.outputs.items():
+                self.binding.bind_ortvalue_output(name, value)
+            for _ in range(self.WARMUP_RUNS):
+                self.session.run_with_iobinding(self.binding)
+            replayed = dict(zip(output_names, self.binding.copy_outputs_to_cpu()))
+        except Exception as exc:  # onnxruntime's Fail / InvalidArgument / RuntimeException have no common base
+            raise BackendError(f"onnxruntime CUDA graph unavailable: {type(exc).__name__}: {str(exc)[:300]}") from None
+        for name, want in expected.items():
+            got = replayed[name]
+            if got.shape != want.shape or not np.allclose(got.astype(np.float64), want.astype(np.float64),
+                                                          rtol=1e-2, atol=1e-3, equal_nan=True):
+                raise BackendError(f"onnxruntime CUDA graph replay gives a different {name!r} than a plain run; "
+                                   "not timing it")
+
+    def update_inputs(self, feeds: Mapping[str, np.ndarray]) -> None:
+        import numpy as np
+
+        for name, array in feeds.items():
+            self.inputs[name].update_inplace(np.ascontiguousarray(array))
+
+    def replay(self) -> None:
+        self.session.run_with_iobinding(self.binding)
