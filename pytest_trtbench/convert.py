@@ -86,8 +86,12 @@ def convert_float_precision(
             and _abs_max(numpy_helper.to_array(initializers[name])) > _FP16_MAX
             for name in node.input
         )
+        # a tensor whose type shape inference could not find may be float: converting the node would
+        # leave it without a Cast (measured on BERT-base's pooler Gemm), so such nodes stay fp32
+        untyped = any(name and name not in types for name in [*node.input, *node.output])
         kept = (
-            node.op_type in keep
+            untyped
+            or node.op_type in keep
             or (node.name and node.name in keep)
             or out_of_range
             or not _schema_allows(node, low_str, opset, is_float)
@@ -128,22 +132,29 @@ def convert_float_precision(
             casts += 1
         return cast_cache[key]
 
+    # a low-precision node that produces a graph output writes NAME__fp16 and a Cast right after it
+    # restores NAME in fp32; later consumers inside the graph (BERT's pooler reads last_hidden_state)
+    # read whichever of the two matches their own precision
     renamed_outputs: dict[str, str] = {}
     for node, is_low in zip(graph.node, node_is_low):
         for i, name in enumerate(node.input):
-            if not is_float(name):
-                continue
-            if home_low.get(name, False) != is_low:
+            if name in renamed_outputs:
+                node.input[i] = renamed_outputs[name] if is_low else name
+            elif is_float(name) and home_low.get(name, False) != is_low:
                 node.input[i] = cast_to(name, low if is_low else FLOAT)
+        lowered_here = []
         if is_low:
             _retype_attributes(node, low, np, numpy_helper, helper)
             for i, name in enumerate(node.output):
                 if name in graph_outputs and is_float(name):
                     node.output[i] = renamed_outputs.setdefault(name, f"{name}__{precision}")
+                    lowered_here.append(name)
         new_nodes.append(node)
-    for original, lowered in renamed_outputs.items():
-        new_nodes.append(helper.make_node("Cast", [lowered], [original], to=FLOAT, name=f"{original}__cast"))
-        casts += 1
+        for original in lowered_here:
+            new_nodes.append(
+                helper.make_node("Cast", [renamed_outputs[original]], [original], to=FLOAT, name=f"{original}__cast")
+            )
+            casts += 1
 
     del graph.node[:]
     graph.node.extend(new_nodes)
@@ -200,7 +211,10 @@ def _cast_initializer(init: Any, low: int, np: Any, numpy_helper: Any, helper: A
 
     values = numpy_helper.to_array(init)
     if low == TensorProto.FLOAT16:
-        return numpy_helper.from_array(values.astype(np.float16), init.name)
+        # clip to fp16's range first: attention masks use float32's min (-3.4e38) as "minus infinity",
+        # and a plain cast would overflow to -inf (onnxconverter-common and ModelOpt clip the same way)
+        finite = np.finfo(np.float16).max
+        return numpy_helper.from_array(np.clip(values, -finite, finite).astype(np.float16), init.name)
     import ml_dtypes
 
     return numpy_helper.from_array(values.astype(ml_dtypes.bfloat16), init.name)

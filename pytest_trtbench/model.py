@@ -86,9 +86,9 @@ def load_model(suite: Suite, work_dir: Path, device: DeviceInfo) -> ModelSource:
         raise SuiteError(f"suite {suite.name}: model factory returned {type(module).__name__}, not a torch.nn.Module")
     module.eval()
     path = work_dir / f"{suite.name}.onnx"
-    reference = TorchReference(module, [i.name for i in suite.inputs], device)
     start = time.perf_counter()
-    output_names = export_onnx(suite, module, path)
+    output_names = export_onnx(suite, module, path)  # on the CPU, before the reference moves to the GPU
+    reference = TorchReference(module, [i.name for i in suite.inputs], device)
     reference.output_names = output_names
     return ModelSource(path, [i.name for i in suite.inputs], output_names, reference,
                        export_s=time.perf_counter() - start)
@@ -148,6 +148,10 @@ class TorchReference:
         import torch
 
         self.torch_device = torch.device("cuda" if device.has_cuda and torch.cuda.is_available() else "cpu")
+        if self.torch_device.type == "cuda":
+            # the reference is true fp32: no TF32 in matmuls or convolutions
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
         self.module = module.to(self.torch_device)
         self.input_names = input_names
         self.output_names: list[str] = []

@@ -229,6 +229,10 @@ class Harness:
         except (BackendError, SuiteError, BaselineError) as exc:
             row["status"], row["reason"] = V.ERROR, str(exc)
             result.message = f"{case.case_id}: error\n  {exc}"
+        except Exception as exc:  # a library failing deep inside: report it as this case's error, not a traceback
+            where = _innermost_frame(exc)
+            row["status"], row["reason"] = V.ERROR, f"{type(exc).__name__}: {exc} (in {where})"
+            result.message = f"{case.case_id}: error\n  {row['reason']}"
         return result
 
     def _skip(self, result: CaseResult, status: str, reason: str) -> None:
@@ -398,6 +402,13 @@ class Harness:
             f"--trt-gpu={self.settings.device.gpu} --trt-update-baselines -k '{case.param_id}'"
         )
         return "\n".join(lines)
+
+
+def _innermost_frame(exc: BaseException) -> str:
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    return f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else "?"
 
 
 def _static_shape_conflict(model: ModelSource, case: Case) -> str:

@@ -26,8 +26,16 @@ def _ort() -> Any:
     return onnxruntime
 
 
-def _providers(device: DeviceInfo) -> list[str]:
-    return ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.kind == "cuda" else ["CPUExecutionProvider"]
+def _providers(device: DeviceInfo, precision: str = "fp32") -> list[Any]:
+    """Providers for a session. On CUDA, TF32 is off unless the precision is ``tf32``: ONNX Runtime's
+    CUDA provider enables TF32 by default, which would make an "fp32" engine silently lose precision."""
+    if device.kind != "cuda":
+        return ["CPUExecutionProvider"]
+    return [("CUDAExecutionProvider", {"use_tf32": "1" if precision == "tf32" else "0"}), "CPUExecutionProvider"]
+
+
+def _provider_label(device: DeviceInfo, precision: str) -> str:
+    return ",".join(p if isinstance(p, str) else f"{p[0]}{sorted(p[1].items())}" for p in _providers(device, precision))
 
 
 class OnnxRuntimeBackend:
@@ -42,7 +50,9 @@ class OnnxRuntimeBackend:
             return "onnxruntime has no CUDAExecutionProvider here: pip install onnxruntime-gpu"
         if precision in ("fp16",) and device.kind != "cuda":
             return "fp16 on onnxruntime needs the CUDA provider; the CPU provider lacks fp16 kernels for most ops"
-        if precision in ("tf32", "bf16", "fp8"):
+        if precision == "tf32" and device.kind != "cuda":
+            return "tf32 is a GPU math mode: it needs the CUDA provider"
+        if precision in ("bf16", "fp8"):
             return f"{precision} is not a precision the onnxruntime backend builds (use --trt-backend=tensorrt)"
         return None
 
@@ -53,7 +63,7 @@ class OnnxRuntimeBackend:
 
     def cache_identity(self, request: BuildRequest) -> dict[str, str]:
         ort = _ort()
-        return {"onnxruntime": ort.__version__, "providers": ",".join(_providers(request.device))}
+        return {"onnxruntime": ort.__version__, "providers": _provider_label(request.device, request.precision)}
 
     def build(self, request: BuildRequest, out_dir: Path, cache_root: Path) -> BuildOutput:
         ort = _ort()
@@ -81,7 +91,7 @@ class OnnxRuntimeBackend:
         options.optimized_model_filepath = str(out_dir / ENGINE_FILE)
         options.log_severity_level = 3
         try:
-            ort.InferenceSession(str(src), options, providers=_providers(request.device))
+            ort.InferenceSession(str(src), options, providers=_providers(request.device, request.precision))
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types without a common base
             raise BackendError(f"onnxruntime could not load {request.onnx_path}: {exc}") from None
         files = [p.name for p in out_dir.iterdir() if p.is_file()]
@@ -97,19 +107,20 @@ class OnnxRuntimeBackend:
             raise BackendError(f"cannot parse {path}: {type(exc).__name__}") from None
 
     def load(self, entry_dir: Path, metadata: Mapping[str, Any], request: BuildRequest) -> OnnxRuntimeEngine:
-        return OnnxRuntimeEngine(entry_dir / ENGINE_FILE, request.device)
+        return OnnxRuntimeEngine(entry_dir / ENGINE_FILE, request.device, request.precision)
 
 
 class OnnxRuntimeEngine:
-    def __init__(self, path: Path, device: DeviceInfo) -> None:
+    def __init__(self, path: Path, device: DeviceInfo, precision: str = "fp32") -> None:
         ort = _ort()
+        self.precision = precision
         options = ort.SessionOptions()
         # the file is already optimized for this provider; don't redo (or undo) that work
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         options.log_severity_level = 3
         start = time.perf_counter()
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=_providers(device))
+            self.session = ort.InferenceSession(str(path), options, providers=_providers(device, precision))
         except Exception as exc:  # corrupt or truncated file
             raise BackendError(f"cannot load {path}: {type(exc).__name__}: {str(exc)[:200]}") from None
         self.stats = {"load_s": time.perf_counter() - start}
@@ -147,7 +158,8 @@ class OnnxRuntimeEngine:
         self._graph = None  # free the previous graph session before creating the next
         try:
             expected = self.run(feeds)
-            graph = CudaGraphSession(self.path, key, feeds, self.output_names, expected)
+            graph = CudaGraphSession(self.path, key, feeds, self.output_names, expected,
+                                            use_tf32="1" if self.precision == "tf32" else "0")
         except BackendError as exc:
             return str(exc)
         self._graph = graph
@@ -215,7 +227,7 @@ class CudaGraphSession:
     WARMUP_RUNS = 3  # ORT captures on the first run(s) after creation; replays from then on
 
     def __init__(self, path: Path, key: Any, feeds: Mapping[str, np.ndarray], output_names: list[str],
-                 expected: Mapping[str, np.ndarray]) -> None:
+                 expected: Mapping[str, np.ndarray], use_tf32: str = "0") -> None:
         import numpy as np
 
         ort = _ort()
@@ -223,7 +235,7 @@ class CudaGraphSession:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         options.log_severity_level = 3
-        providers = [("CUDAExecutionProvider", {"device_id": 0, "enable_cuda_graph": "1"})]
+        providers = [("CUDAExecutionProvider", {"device_id": 0, "enable_cuda_graph": "1", "use_tf32": use_tf32})]
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers)
             self.inputs = {n: ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a), "cuda", 0)
