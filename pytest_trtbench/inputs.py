@@ -46,7 +46,7 @@ def make_feeds(suite: Suite, shapes: Mapping[str, Shape], *, stream: str = "test
     }
 
 
-def calibration_feeds(suite: Suite, shapes: Mapping[str, Shape]) -> Iterator[dict[str, np.ndarray]]:
+def calibration_feeds(suite: Suite, shapes: Mapping[str, Shape]) -> Iterator[Mapping[str, np.ndarray]]:
     """The suite's calibration data, or seeded random feeds at *shapes* (a stream apart from test inputs)."""
     if suite.calibration is not None:
         yield from suite.calibration()

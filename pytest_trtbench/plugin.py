@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable
 
 import pytest
 
@@ -331,7 +331,7 @@ class TrtBenchPlugin:
             if name == USER_PROPERTY:
                 from pytest_trtbench.runner import CaseResult
 
-                result = CaseResult.from_json(json.loads(value))
+                result = CaseResult.from_json(json.loads(str(value)))
                 result.nodeid = report.nodeid
                 self.results.append(result)
 
@@ -394,7 +394,7 @@ def trtbench(pytestconfig: pytest.Config) -> Harness:
 
 
 @pytest.fixture
-def trt_check() -> Iterator[Callable[..., None]]:
+def trt_check() -> Callable[..., None]:
     """``trt_check(actual, expected, precision="fp32", tolerance=None)``: assert outputs match, with statistics."""
     from pytest_trtbench.compare import Tolerance, compare_outputs
 
@@ -411,4 +411,4 @@ def trt_check() -> Iterator[Callable[..., None]]:
                              f" (max rel err {r.max_rel_err:.3g}, cosine {r.cosine_similarity:.6f})")
             pytest.fail("\n".join(lines), pytrace=False)
 
-    yield check
+    return check

@@ -10,7 +10,7 @@ import itertools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from pytest_trtbench.compare import Tolerance
 from pytest_trtbench.profile import InputRange, Shape, ShapeProfile
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
-Dim = Union[int, str]
+Dim = int | str
 Feeds = Mapping[str, "np.ndarray"]
 
 

@@ -20,7 +20,6 @@ from pytest_trtbench.profile import InputRange, ShapeProfile
 from pytest_trtbench.suite import SuiteError
 from pytest_trtbench.verdict import decide_verdict
 
-
 # --- profiles and case expansion ------------------------------------------------------------------
 
 @given(

@@ -1,0 +1,126 @@
+"""Engine layer information: the builder's per-layer listing or the inspector's JSON, reduced to a
+compact list and a count of compute layers per realized precision (``engine_precisions``).
+
+A layer's precision is the narrowest float or quantized type among its inputs and weights (else its
+outputs). Layers that only move data (shuffles, reformats, constants, casts, ...) and layers built
+only from data-movement ONNX nodes are not compute layers.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+_NON_COMPUTE_TYPES = {
+    "constant", "shuffle", "reformat", "noop", "no_op", "shape", "shape_call", "cast", "identity", "slice",
+    "concatenation", "gather", "signal", "wait", "copy", "myelin_shape",
+}
+"""Layer types that move or reinterpret data; they are listed but not counted in engine_precisions."""
+
+_DTYPE_WORDS = [  # order matters: "BFloat16" contains "Float"
+    ("bf16", ("bfloat16", "bf16")), ("fp16", ("half", "fp16", "float16")), ("fp8", ("fp8", "e4m3", "e5m2")),
+    ("fp4", ("fp4", "e2m1")), ("int8", ("int8",)), ("int4", ("int4",)), ("fp32", ("float", "fp32")),
+]
+_PRECISION_ORDER = ["fp4", "int4", "fp8", "int8", "fp16", "bf16", "fp32"]  # narrowest first
+
+
+def _dtype_word(text: str) -> str | None:
+    text = text.lower()
+    for label, words in _DTYPE_WORDS:
+        if any(w in text for w in words):
+            return label
+    return None  # integer index/shape types and bool do not define a compute precision
+
+
+def layer_precision(layer: Mapping[str, Any]) -> str | None:
+    """The precision a layer computes in: the narrowest float/quantized type among its inputs
+    and constants (an int8 GEMM has int8 inputs and may write fp16), else among its outputs."""
+    for key in ("inputs", "outputs"):
+        found = {d for d in layer.get(key, []) if d in _PRECISION_ORDER}
+        if found:
+            return min(found, key=_PRECISION_ORDER.index)
+    return None
+
+
+_DATA_MOVEMENT_ONNX_OPS = {
+    "Cast", "CastLike", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Concat", "Split",
+    "Slice", "Gather", "Expand", "Shape", "Size", "Constant", "ConstantOfShape", "QuantizeLinear", "DequantizeLinear",
+}
+
+
+def is_compute_layer(layer: Mapping[str, Any], onnx_op_types: Mapping[str, str]) -> bool:
+    """A layer computes unless its type moves data, or every ONNX node it came from only moves or
+    converts data (TensorRT-RTX fuses our boundary Casts into kernels of type ``kgen``)."""
+    if layer["type"].lower() in _NON_COMPUTE_TYPES or layer.get("precision") is None:
+        return False
+    ops = [onnx_op_types.get(node) for node in layer.get("onnx", [])]
+    return not ops or any(op is None or op not in _DATA_MOVEMENT_ONNX_OPS for op in ops)
+
+
+def count_engine_precisions(layers: list[dict], onnx_op_types: Mapping[str, str] | None = None) -> dict[str, int]:
+    """Compute layers per realized precision, e.g. ``{"fp16": 12, "fp32": 2}``."""
+    counts: dict[str, int] = {}
+    for layer in layers:
+        if not is_compute_layer(layer, onnx_op_types or {}):
+            continue
+        counts[layer["precision"]] = counts.get(layer["precision"], 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def _compact(name: str, kind: str, inputs: list[str], outputs: list[str], onnx_nodes: list[str]) -> dict:
+    layer: dict[str, Any] = {
+        "name": name,
+        "type": kind,
+        "inputs": [d for d in map(_dtype_word, inputs) if d],
+        "outputs": [d for d in map(_dtype_word, outputs) if d],
+        "onnx": onnx_nodes,
+    }
+    layer["precision"] = layer_precision(layer)
+    return layer
+
+
+def _layer_from_json(layer: Mapping[str, Any] | str) -> dict:
+    """One layer of the inspector's JSON (``Format/Datatype`` in TensorRT 10, ``Datatype`` elsewhere)."""
+    if isinstance(layer, str):  # verbosity below DETAILED gives names only
+        return _compact(layer, "unknown", [], [], [])
+
+    def dtypes(tensors: Any) -> list[str]:
+        return [str(t.get("Datatype") or t.get("Format/Datatype") or "") for t in tensors or []]
+
+    weights = layer.get("Weights")
+    constant = [str(weights.get("Type", ""))] if isinstance(weights, Mapping) else []
+    metadata = str(layer.get("Metadata", ""))
+    return _compact(
+        str(layer.get("Name", "")),
+        str(layer.get("LayerType", "unknown")),
+        dtypes(layer.get("Inputs")) + dtypes(layer.get("Constants")) + constant,
+        dtypes(layer.get("Outputs")),
+        re.findall(r"\[ONNX Layer: ([^\]]+)\]", metadata),
+    )
+
+
+_LISTING_LINE = re.compile(r"^Name: (?P<name>.*?), LayerType: (?P<type>[^,]+), (?P<rest>.*)$")
+
+
+def parse_layer_listing(message: str) -> list[dict]:
+    """Parse the builder's one-line-per-layer listing (``Name: ..., LayerType: ..., Inputs: [...],
+    Constants: [...], Outputs: [...], TacticName: ..., Metadata: ...``) into compact layers."""
+    layers = []
+    for line in message.splitlines():
+        match = _LISTING_LINE.match(line.strip())
+        if not match:
+            continue
+        rest = match["rest"]
+        outputs_at = rest.find("Outputs: [")
+        tail_at = rest.find("TacticName:")
+        ins = rest[:outputs_at] if outputs_at >= 0 else ""
+        outs = rest[outputs_at:tail_at] if outputs_at >= 0 else ""
+        layers.append(
+            _compact(
+                match["name"],
+                match["type"].strip(),
+                re.findall(r"Datatype: (\w+)", ins),
+                re.findall(r"Datatype: (\w+)", outs),
+                re.findall(r"\[ONNX Layer: ([^\]]+)\]", rest),
+            )
+        )
+    return layers
