@@ -352,6 +352,10 @@ class Harness:
             decision = decide_latency(history, latency.blocks, self.settings.latency_tolerance)
             _fill_latency(row, latency)
         row["latency_confidence"] = decision.confidence
+        if decision.ratio > 0 and math.isfinite(decision.ratio):
+            # report what the rule compared: the history's level, not only the last run's median
+            row["latency_change_pct"] = 100.0 * (decision.ratio - 1.0)
+            row["baseline_latency_ms_median"] = row["latency_ms_median"] / decision.ratio
         verdict = {"latency_regression": V.LATENCY_REGRESSION, "improved": V.IMPROVED}.get(decision.verdict, V.PASS)
         return verdict, decision.reason, latency
 

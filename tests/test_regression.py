@@ -264,3 +264,10 @@ def test_scattered_iterations_widen_the_noise_estimate() -> None:
     assert decide_latency(history, run(10.7, blocks, 0.10)).verdict != "latency_regression"
     quiet_history = [run(10.0, blocks, 0.002)] * 3
     assert decide_latency(quiet_history, run(10.7, blocks, 0.002)).verdict == "latency_regression"
+
+
+def test_history_spread_is_respected_however_strong_the_prior() -> None:
+    # seen on a 2-vCPU CI machine: consecutive runs alternating 0.20 / 0.41 ms
+    bimodal = [run(0.20), run(0.41)]
+    assert decide_latency(bimodal, run(0.41)).verdict != "latency_regression"
+    assert decide_latency([run(0.20), run(0.205)], run(0.41)).verdict == "latency_regression"
