@@ -95,7 +95,7 @@ def _choice(*choices: str) -> Callable[[str], str]:
 def _backends(text: str) -> str:
     names = [n.strip() for n in text.split(",") if n.strip()]
     for name in names:
-        _choice("onnxruntime", "tensorrt")(name)
+        _choice("onnxruntime", "tensorrt", "auto")(name)
     if not names:
         raise pytest.UsageError("expected at least one backend name")
     return ",".join(names)
@@ -105,8 +105,8 @@ def _backends(text: str) -> str:
 _VALUED: list[tuple[str, Callable[[str], Any], Any, str]] = [
     (GPU, str, "auto", "GPU profile: a short name (a10, l4, h100), 'auto' (the present device) or 'cpu'. "
      "Selects baselines/<gpu>/ and the cache namespace"),
-    (BACKEND, _backends, "onnxruntime", "backend(s) for suites that name none: onnxruntime, tensorrt, or both "
-     "comma-separated"),
+    (BACKEND, _backends, "auto", "backend(s) for suites that name none: onnxruntime, tensorrt, both "
+     "comma-separated, or auto (tensorrt where TensorRT and a GPU that runs its engines are present)"),
     (CACHE_DIR, str, DEFAULT_CACHE_DIR, "engine cache directory, relative to the rootdir"),
     (BASELINE_DIR, str, "baselines", "baseline directory, relative to the rootdir"),
     (REPORT, str, "", "write the CSV report to this file"),
@@ -205,11 +205,21 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
     if not obj.source_file:
         obj.source_file = os.path.relpath(str(collector.path), str(collector.config.rootpath))
     try:
-        cases = obj.cases(_get(collector.config, BACKEND).split(","))
+        cases = obj.cases(_resolve_backends(collector.config))
     except ValueError as exc:
         raise collector.CollectError(f"suite {name} in {collector.path}: {exc}") from None
     line = _assignment_line(collector.path, name)
     return [CaseItem.from_parent(collector, name=f"{name}[{case.param_id}]", case=case, line=line) for case in cases]
+
+
+def _resolve_backends(config: pytest.Config) -> list[str]:
+    names = _get(config, BACKEND).split(",")
+    if "auto" in names:
+        from pytest_trtbench.backends import default_backend
+
+        chosen = default_backend()
+        names = [chosen if n == "auto" else n for n in names]
+    return list(dict.fromkeys(names))
 
 
 def _assignment_line(path: Path, name: str) -> int:

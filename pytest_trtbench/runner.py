@@ -23,6 +23,7 @@ from pytest_trtbench.device import DeviceInfo, cpu_model
 from pytest_trtbench.inputs import calibration_feeds, fingerprint, make_feeds, sample_at
 from pytest_trtbench.measure import LatencyResult, TimingConfig, measure_latency
 from pytest_trtbench.model import ModelSource, load_model
+from pytest_trtbench.profile import InputRange, ShapeProfile
 from pytest_trtbench.regression import BlockSummary, decide_latency, update_history
 from pytest_trtbench.suite import Case, Suite, SuiteError
 
@@ -137,13 +138,23 @@ class Harness:
             shapes[spec.name] = tuple(opt)
         return shapes
 
+    def engine_profile(self, case: Case) -> ShapeProfile:
+        """The case's profile with every dim the ONNX file fixes pinned to the file's value (a profile
+        may only vary what the model leaves dynamic; cases outside it are skipped before building)."""
+        static = self.model(case.suite).static_input_shapes or {}
+        ranges = {}
+        for name, r in case.profile.ranges:
+            fixed = static.get(name, ())
+            ranges[name] = InputRange(_pin(r.min, fixed), _pin(r.opt, fixed), _pin(r.max, fixed))
+        return ShapeProfile.from_mapping(ranges)
+
     def build_request(self, case: Case) -> BuildRequest:
         suite = case.suite
         calib_shapes = self.calibration_shapes(case) if case.precision in ("int8", "fp8") else {}
         return BuildRequest(
             onnx_path=self.model(suite).onnx_path,
             precision=case.precision,
-            profiles=(case.profile,),
+            profiles=(self.engine_profile(case),),
             device=self.settings.device,
             calibration=(lambda: calibration_feeds(suite, calib_shapes)) if calib_shapes else None,
             options={**self.settings.backend_options, **({"fp32_ops": list(suite.fp32_ops)} if suite.fp32_ops else {})},
@@ -169,7 +180,7 @@ class Harness:
     def reference(self, case: Case) -> dict[str, np.ndarray] | None:
         """The live reference's outputs for the case's inputs, or ``None`` without a live reference."""
         model = self.model(case.suite)
-        if model.reference is None:
+        if model.reference is None or not case.suite.live_reference:
             return None
         key = (id(case.suite), case.shapes)
         if key not in self._references:
@@ -179,7 +190,7 @@ class Harness:
     def reference_latency(self, case: Case) -> float:
         model = self.model(case.suite)
         key = (id(case.suite), case.shapes)
-        if model.reference is None:
+        if model.reference is None or not case.suite.live_reference:
             return math.nan
         if key not in self._reference_latency:
             launch = model.reference.prepare(self.inputs(case))
@@ -313,14 +324,21 @@ class Harness:
             return compare_outputs(outputs, expected, tol, list(suite.classifier_outputs)), model.reference.name  # type: ignore[union-attr]
         golden = (baseline or {}).get("golden", {}).get("outputs")
         if not golden:
-            raise SuiteError(f"no live reference and no golden fingerprint in {self.baseline_file(case)}")
+            raise SuiteError(
+                f"no live reference and no golden fingerprint in {self.baseline_file(case)}: record the "
+                "baseline once where the reference runs (live_reference=True) with --trt-update-baselines"
+            )
         import numpy as np
 
         comparisons = []
         for name, fp in golden.items():
             actual = outputs.get(name)
             if actual is None or list(actual.shape) != fp["shape"]:
-                comparisons.append(compare_output(name, np.zeros(1), np.zeros(2), tol(name)))
+                got = "no such output" if actual is None else f"shape {list(actual.shape)}"
+                comparisons.append(OutputComparison(
+                    name, math.inf, math.inf, math.inf, 0.0, None, 0, 0, 0, math.inf, False,
+                    [f"engine gives {got}, the golden fingerprint has shape {fp['shape']}"],
+                ))
                 continue
             comparisons.append(compare_output(name, sample_at(actual, fp["indices"]), np.asarray(fp["values"]), tol(name)))
         return comparisons, "golden-fingerprint"
@@ -406,6 +424,15 @@ class Harness:
             f"--trt-gpu={self.settings.device.gpu} --trt-update-baselines -k '{case.param_id}'"
         )
         return "\n".join(lines)
+
+
+def _pin(shape: tuple[int, ...], fixed: tuple[int | None, ...]) -> tuple[int, ...]:
+    """*shape* with every dim the model fixes (non-``None`` in *fixed*) replaced by the fixed value."""
+    out = list(shape)
+    for axis, value in enumerate(fixed[: len(out)]):
+        if value is not None:
+            out[axis] = value
+    return tuple(out)
 
 
 def _innermost_frame(exc: BaseException) -> str:

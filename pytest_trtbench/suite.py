@@ -113,6 +113,9 @@ class Suite:
     classifier_outputs: Sequence[str] = ()
     """Outputs whose last axis holds class scores: top-1 agreement is computed for them."""
     seed: int = 0
+    live_reference: bool = True
+    """``False``: never run the reference; compare with the golden fingerprint stored in the baseline
+    (for runners without the reference's framework, or references too slow to run on every merge)."""
     name: str = ""
     source_file: str = ""
 

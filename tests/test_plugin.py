@@ -26,14 +26,15 @@ test_tiny = Suite(
     output_names=["logits"],
     classifier_outputs=["logits"],
     tolerances={TOLERANCES},
+    live_reference=LIVE,
 )
 '''
 FAST = ["--trt-gpu=cpu", "--trt-warmup-s=0.01", "--trt-blocks=3", "--trt-min-block-s=0.005", "-p", "no:cacheprovider"]
 CASES = ["onnxruntime-fp32-b1", "onnxruntime-fp32-b4", "onnxruntime-int8-b1", "onnxruntime-int8-b4"]
 
 
-def write_suite(pytester: pytest.Pytester, tolerances: str = "{}") -> None:
-    pytester.makepyfile(test_tiny=SUITE.replace("{TOLERANCES}", tolerances))
+def write_suite(pytester: pytest.Pytester, tolerances: str = "{}", live: bool = True) -> None:
+    pytester.makepyfile(test_tiny=SUITE.replace("{TOLERANCES}", tolerances).replace("LIVE", str(live)))
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
@@ -197,7 +198,7 @@ def test_bad_option_values_are_usage_errors(pytester: pytest.Pytester) -> None:
 
 
 def test_plain_python_style_with_fixtures(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(tiny_suite=SUITE.replace("{TOLERANCES}", "{}").replace("test_tiny =", "tiny ="))
+    pytester.makepyfile(tiny_suite=SUITE.replace("{TOLERANCES}", "{}").replace("LIVE", "True").replace("test_tiny =", "tiny ="))
     pytester.makepyfile(test_custom='''
 import pytest
 from tiny_suite import tiny
@@ -234,3 +235,27 @@ def test_importing_the_plugin_pulls_in_no_heavy_module(pytester: pytest.Pytester
         "print(sorted(m for m in ('numpy','torch','onnxruntime','tensorrt','tensorrt_rtx','pandas','onnx') if m in sys.modules))",
     )
     assert result.ret == 0 and result.stdout.lines[-1] == "[]"
+
+
+def test_golden_fingerprint_gates_accuracy_without_a_live_reference(recorded: pytest.Pytester) -> None:
+    write_suite(recorded, live=False)
+    result = run(recorded, "--trt-report=r.csv", "--trt-no-latency-gate")
+    result.assert_outcomes(passed=4)
+    rows = report_rows(recorded.path / "r.csv")
+    assert {row["reference_backend"] for row in rows.values()} == {"golden-fingerprint"}
+    assert {row["status"] for row in rows.values()} == {"pass"}
+    path = baseline_file(recorded)
+    data = json.loads(path.read_text())
+    golden = data["cases"]["onnxruntime-fp32-b4"]["golden"]["outputs"]["logits"]
+    golden["values"] = [v + 1.0 for v in golden["values"]]
+    path.write_text(json.dumps(data))
+    result = run(recorded, "--trt-no-latency-gate")
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(["*test_tiny[[]onnxruntime-fp32-b4[]]: accuracy_fail*", "*elements exceed atol=*"])
+
+
+def test_golden_only_without_a_baseline_says_how_to_record_one(pytester: pytest.Pytester) -> None:
+    write_suite(pytester, live=False)
+    result = run(pytester, "-k", "fp32-b1")
+    result.assert_outcomes(failed=1, deselected=3)
+    result.stdout.fnmatch_lines(["*no live reference and no golden fingerprint in *test_tiny.json*--trt-update-baselines*"])

@@ -86,3 +86,21 @@ def test_broken_onnx_names_the_node(tmp_path: Path) -> None:
     assert "test_broken[tensorrt-fp32-b1]: error" in proc.stdout
     assert "'bad_node'" in proc.stdout and "NoSuchOp" in proc.stdout and "broken.onnx" in proc.stdout
     assert "Traceback" not in proc.stdout
+
+
+def test_fp16_engine_without_fp16_layers_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "test_kept.py").write_text(
+        "from torch import nn\n"
+        "from pytest_trtbench import Input, Suite\n"
+        "def mlp():\n"
+        "    return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))\n"
+        "test_kept = Suite(model=mlp, inputs=[Input('x', ('batch', 8))], batch_sizes=[2], precisions=['fp16'],\n"
+        "                  backends=['tensorrt'], fp32_ops=['Gemm', 'MatMul', 'Relu', 'Add'])\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "test_kept.py", "--trt-gpu=cpu", "-p", "no:cacheprovider"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 1, proc.stdout[-2000:]
+    assert "test_kept[tensorrt-fp16-b2]: error" in proc.stdout
+    assert "asked for fp16 but the engine runs no compute layer in fp16 (realized: fp32:" in proc.stdout
