@@ -59,12 +59,27 @@ def calibration_digest(request: BuildRequest) -> str:
     return h.hexdigest()
 
 
+def precision_recipe(precision: str) -> dict[str, Any]:
+    """How a precision is produced from the fp32 model (quantization / conversion recipe and version):
+    part of the key, so changing a recipe rebuilds engines instead of serving stale ones."""
+    if precision in ("int8", "fp8"):
+        from pytest_trtbench.quantize import RECIPE
+
+        return dict(RECIPE)
+    if precision in ("fp16", "bf16"):
+        from pytest_trtbench.convert import RECIPE_VERSION
+
+        return {"conversion": RECIPE_VERSION}
+    return {}
+
+
 def key_fields(backend: Backend, request: BuildRequest) -> dict[str, Any]:
     """Everything the engine depends on; the cache key is the hash of this structure."""
     return {
         "layout": CACHE_LAYOUT_VERSION,
         "model_sha256": _sha256_file(request.onnx_path),
         "precision": request.precision,
+        "recipe": precision_recipe(request.precision),
         "calibration_sha256": calibration_digest(request),
         "profiles": [p.as_dict() for p in request.profiles],
         "backend": backend.name,

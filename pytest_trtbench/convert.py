@@ -33,6 +33,9 @@ DEFAULT_KEEP_FP32_OPS = (
 _FP16_MAX = 65504.0
 
 
+#: Bump when the conversion rules change: the engine cache key includes it.
+RECIPE_VERSION = "convert-v2"  # v2: consumed graph outputs, fp16 constant clipping, untyped tensors kept fp32
+
 def convert_float_precision(
     src: Path,
     dst: Path,

@@ -48,34 +48,27 @@ def _ini(option: str) -> str:
     return option.lstrip("-").replace("-", "_")
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise pytest.UsageError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise pytest.UsageError(f"expected a number > 0, got {text!r}")
-    return value
+def _number(kind: type, minimum: float, *, inclusive: bool) -> Callable[[str], Any]:
+    """A ``type=`` parser: *kind* (int or float) with ``value >= minimum`` (or ``>`` if not *inclusive*);
+    anything else is a ``pytest.UsageError`` naming the rule."""
+    noun = "an integer" if kind is int else "a number"
+    rule = f"{'>=' if inclusive else '>'} {minimum:g}"
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise pytest.UsageError(f"expected {noun}, got {text!r}") from None
+        if not (value >= minimum if inclusive else value > minimum):
+            raise pytest.UsageError(f"expected {noun} {rule}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise pytest.UsageError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise pytest.UsageError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise pytest.UsageError(f"expected a number, got {text!r}") from None
-    if not value >= 0:
-        raise pytest.UsageError(f"expected a number >= 0, got {text!r}")
-    return value
+_positive_float = _number(float, 0, inclusive=False)
+_non_negative_int = _number(int, 0, inclusive=True)
+_non_negative_float = _number(float, 0, inclusive=True)
 
 
 def _fraction(text: str) -> float:

@@ -106,3 +106,14 @@ def test_concurrent_processes_build_an_engine_once(tmp_path: Path) -> None:
     with ctx.Pool(3) as pool:
         statuses = pool.map(_build_in_process, [(str(model), str(tmp_path / "cache"))] * 3)
     assert sorted(statuses) == ["built", "hit", "hit"]
+
+
+def test_changing_the_int8_recipe_changes_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_trtbench import quantize
+
+    model = tiny_model(tmp_path / "m.onnx")
+    backend = OnnxRuntimeBackend()
+    before = cache_key(key_fields(backend, request(model, "int8")))
+    monkeypatch.setitem(quantize.RECIPE, "ops", "Conv")
+    assert cache_key(key_fields(backend, request(model, "int8"))) != before
+    assert key_fields(backend, request(model, "fp32"))["recipe"] == {}

@@ -34,7 +34,6 @@ NOT_INSTALLED = "TensorRT is not installed: pip install tensorrt-rtx (or tensorr
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
 ENGINE_FILE = "engine.plan"
 TIMING_CACHE_FILE = "timing.cache"
-CONVERTER_RECIPE = "convert-v1"
 """Bump when :mod:`pytest_trtbench.convert` changes what it writes: it is part of the cache key."""
 
 
@@ -179,7 +178,6 @@ class TensorRTBackend:
             "flavor": flavor.module_name,
             "version": flavor.version,
             "precision_mode": self._precision_mode(flavor, request),
-            "converter": CONVERTER_RECIPE,
             "builder_options": json.dumps(options, sort_keys=True, default=str),
             "gpu": request.device.device_name,
             "compute_capability": request.device.compute_capability,
