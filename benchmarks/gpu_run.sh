@@ -27,7 +27,7 @@ case "$part" in
     ;;
   timing)
     python benchmarks/gpu_fidelity.py --out "$out/fidelity_gpu.md" 2>&1 | tee "$out/fidelity.log"
-    python benchmarks/record_gpu_blocks.py --out "$out/samples_gpu.json" 2>&1 | tee "$out/record.log"
+    python benchmarks/record_gpu_blocks.py --runs 8 --out "$out/samples_gpu.json" 2>&1 | tee "$out/record.log"
     python benchmarks/regression_detection.py --samples "$out/samples_gpu.json" --out "$out/detection_real.md" \
       2>&1 | tee -a "$out/record.log"
     python -m pytest tests/test_gpu_timing.py tests/test_timing_interop.py -q -p no:cacheprovider 2>&1 | tee "$out/tests.log"

@@ -6,6 +6,7 @@ makes concurrent workers build an entry once. An unreadable entry is rebuilt wit
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -39,6 +40,14 @@ class CacheEntry:
 
 
 def _sha256_file(path: Path) -> str:
+    """Hash of the file's bytes, memoized per (path, mtime, size): a BERT-base export is 438 MB and every
+    cache lookup of every precision needs its hash."""
+    st = os.stat(path)
+    return _sha256_of(str(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_of(path: str, mtime_ns: int, size: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

@@ -266,6 +266,7 @@ class TrtBenchPlugin:
         self._harness: Harness | None = None
         self._settings: Settings | None = None
         self.is_worker = hasattr(config, "workerinput")
+        self.written_baselines: list[str] = []
 
     # --- lazily built state --------------------------------------------------------------------
 
@@ -386,7 +387,7 @@ class TrtBenchPlugin:
         hits = {r["engine_key"] for r in rows if r["engine_cache"] == "hit"}
         tr.write_line(f"engines: {len(built)} built ({sum(built.values()):.1f} s), {len(hits)} cache hit(s)")
         tr.write_line("verdicts: " + ", ".join(f"{k} {v}" for k, v in sorted(counts(rows).items())))
-        for path in getattr(self, "written_baselines", []):
+        for path in self.written_baselines:
             tr.write_line(f"baselines written: {path}")
 
 

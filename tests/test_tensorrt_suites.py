@@ -32,6 +32,14 @@ def run_suites(tmp_path: Path, *extra: str) -> tuple[subprocess.CompletedProcess
         return proc, {row["case_id"]: row for row in csv.DictReader(f)}
 
 
+def run_suite_file(directory: Path, name: str) -> subprocess.CompletedProcess[str]:
+    """Run one suite module in *directory* on the CPU (engines are built, not executed)."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", name, "--trt-gpu=cpu", "-p", "no:cacheprovider"],
+        cwd=directory, capture_output=True, text=True, timeout=300,
+    )
+
+
 def test_engines_build_once_with_realized_precision(tmp_path: Path) -> None:
     first, rows = run_suites(tmp_path)
     assert first.returncode == 0, first.stdout[-3000:]
@@ -78,10 +86,7 @@ def test_broken_onnx_names_the_node(tmp_path: Path) -> None:
         "test_broken = Suite(model='broken.onnx', inputs=[Input('x', ('batch', 4))], batch_sizes=[1, 2],\n"
         "                    backends=['tensorrt'])\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "test_broken.py", "--trt-gpu=cpu", "-p", "no:cacheprovider"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
-    )
+    proc = run_suite_file(tmp_path, "test_broken.py")
     assert proc.returncode == 1, proc.stdout[-2000:]
     assert "test_broken[tensorrt-fp32-b1]: error" in proc.stdout
     assert "'bad_node'" in proc.stdout and "NoSuchOp" in proc.stdout and "broken.onnx" in proc.stdout
@@ -97,10 +102,7 @@ def test_fp16_engine_without_fp16_layers_is_an_error(tmp_path: Path) -> None:
         "test_kept = Suite(model=mlp, inputs=[Input('x', ('batch', 8))], batch_sizes=[2], precisions=['fp16'],\n"
         "                  backends=['tensorrt'], fp32_ops=['Gemm', 'MatMul', 'Relu', 'Add'])\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "test_kept.py", "--trt-gpu=cpu", "-p", "no:cacheprovider"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
-    )
+    proc = run_suite_file(tmp_path, "test_kept.py")
     assert proc.returncode == 1, proc.stdout[-2000:]
     assert "test_kept[tensorrt-fp16-b2]: error" in proc.stdout
     assert "asked for fp16 but the engine runs no compute layer in fp16 (realized: fp32:" in proc.stdout
