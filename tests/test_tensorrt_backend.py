@@ -20,7 +20,7 @@ from pytest_trtbench.profile import InputRange, ShapeProfile
 pytest.importorskip("tensorrt_rtx", reason="needs tensorrt-rtx (pip install tensorrt-rtx)")
 
 from pytest_trtbench.backends.tensorrt import ENGINE_FILE, TensorRTBackend, TimingCacheFile  # noqa: E402
-from pytest_trtbench.backends.tensorrt_layers import parse_layer_listing  # noqa: E402
+from pytest_trtbench.backends.tensorrt.layers import parse_layer_listing  # noqa: E402
 
 CPU = DeviceInfo(gpu="cpu", device_name="test-cpu", kind="cpu")
 BATCH = ShapeProfile.from_mapping({"x": InputRange((1, 16), (4, 16), (8, 16))})

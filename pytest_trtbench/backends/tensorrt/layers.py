@@ -7,8 +7,13 @@ only from data-movement ONNX nodes are not compute layers.
 """
 from __future__ import annotations
 
+import json
 import re
-from typing import Any, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:
+    from pytest_trtbench.backends.tensorrt.flavor import TensorRTFlavor
 
 _NON_COMPUTE_TYPES = {
     "constant", "shuffle", "reformat", "noop", "no_op", "shape", "shape_call", "cast", "identity", "slice",
@@ -124,3 +129,26 @@ def parse_layer_listing(message: str) -> list[dict]:
             )
         )
     return layers
+
+
+def onnx_op_types(path: Path) -> dict[str, str]:
+    """Node name -> op type of the parsed model (external weights are not read)."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return {node.name: node.op_type for node in model.graph.node if node.name}
+
+
+def engine_layers(flavor: TensorRTFlavor, serialized: Any, logger: Any, *, can_execute: bool) -> tuple[list[dict], str]:
+    """Engine layers: from the engine inspector where the engine can be loaded here, else from
+    the layer listing the builder logs at verbose level with detailed profiling verbosity."""
+    if can_execute:
+        trt = flavor.module
+        engine = trt.Runtime(logger).deserialize_cuda_engine(serialized)
+        if engine is not None:
+            inspector = engine.create_engine_inspector()
+            info = json.loads(inspector.get_engine_information(trt.LayerInformationFormat.JSON))
+            return [_layer_from_json(layer) for layer in info.get("Layers", [])], "inspector"
+    for message in logger.layer_listings:
+        return parse_layer_listing(message), "builder_log"
+    return [], "unavailable"
