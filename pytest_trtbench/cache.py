@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pytest_trtbench.backends.base import Backend, BackendError, BuildRequest, Engine
+from pytest_trtbench.precision import CALIBRATED, recipe
 
 CACHE_LAYOUT_VERSION = 1
 META_FILE = "meta.json"
@@ -57,7 +58,7 @@ def _sha256_of(path: str, mtime_ns: int, size: int) -> str:
 
 def calibration_digest(request: BuildRequest) -> str:
     """Hash of the calibration feeds an int8 build would see (empty when none are used)."""
-    if request.precision not in ("int8", "fp8") or request.calibration is None:
+    if request.precision not in CALIBRATED or request.calibration is None:
         return ""
     h = hashlib.sha256()
     for feeds in request.calibration():
@@ -69,17 +70,8 @@ def calibration_digest(request: BuildRequest) -> str:
 
 
 def precision_recipe(precision: str) -> dict[str, Any]:
-    """How a precision is produced from the fp32 model (quantization / conversion recipe and version):
-    part of the key, so changing a recipe rebuilds engines instead of serving stale ones."""
-    if precision in ("int8", "fp8"):
-        from pytest_trtbench.quantize import RECIPE
-
-        return dict(RECIPE)
-    if precision in ("fp16", "bf16"):
-        from pytest_trtbench.convert import RECIPE_VERSION
-
-        return {"conversion": RECIPE_VERSION}
-    return {}
+    """How a precision is produced from the fp32 model: see :func:`pytest_trtbench.precision.recipe`."""
+    return recipe(precision)
 
 
 def key_fields(backend: Backend, request: BuildRequest) -> dict[str, Any]:

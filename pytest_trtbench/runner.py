@@ -23,6 +23,7 @@ from pytest_trtbench.device import DeviceInfo, cpu_model
 from pytest_trtbench.inputs import calibration_feeds, fingerprint, make_feeds, sample_at
 from pytest_trtbench.measure import LatencyResult, TimingConfig, measure_latency
 from pytest_trtbench.model import ModelSource, load_model
+from pytest_trtbench.precision import CALIBRATED, REDUCED_PRECISIONS
 from pytest_trtbench.profile import InputRange, ShapeProfile
 from pytest_trtbench.regression import BlockSummary, decide_latency, update_history
 from pytest_trtbench.suite import Case, Suite, SuiteError
@@ -30,7 +31,6 @@ from pytest_trtbench.suite import Case, Suite, SuiteError
 if TYPE_CHECKING:
     import numpy as np
 
-REDUCED_PRECISIONS = ("fp16", "bf16", "int8", "fp8")
 CALIBRATION_MAX_BATCH = 4
 
 
@@ -150,7 +150,7 @@ class Harness:
 
     def build_request(self, case: Case) -> BuildRequest:
         suite = case.suite
-        calib_shapes = self.calibration_shapes(case) if case.precision in ("int8", "fp8") else {}
+        calib_shapes = self.calibration_shapes(case) if case.precision in CALIBRATED else {}
         return BuildRequest(
             onnx_path=self.model(suite).onnx_path,
             precision=case.precision,

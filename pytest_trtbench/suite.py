@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from pytest_trtbench.compare import Tolerance
+from pytest_trtbench.precision import PRECISIONS
 from pytest_trtbench.profile import InputRange, Shape, ShapeProfile
 
 if TYPE_CHECKING:
     import numpy as np
 
-PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
 Dim = int | str
 Feeds = Mapping[str, "np.ndarray"]
 

@@ -109,7 +109,7 @@ def test_concurrent_processes_build_an_engine_once(tmp_path: Path) -> None:
 
 
 def test_changing_the_int8_recipe_changes_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pytest_trtbench import quantize
+    from pytest_trtbench.precision import quantize
 
     model = tiny_model(tmp_path / "m.onnx")
     backend = OnnxRuntimeBackend()

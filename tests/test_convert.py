@@ -12,7 +12,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from pytest_trtbench.convert import convert_float_precision  # noqa: E402
+from pytest_trtbench.precision.convert import convert_float_precision  # noqa: E402
 
 
 def model_with_consumed_output(path: Path) -> Path:

@@ -13,8 +13,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from pytest_trtbench.backends.base import BackendError, BuildRequest
-from pytest_trtbench.convert import convert_float_precision
 from pytest_trtbench.device import DeviceInfo
+from pytest_trtbench.precision.convert import convert_float_precision
 from pytest_trtbench.profile import InputRange, ShapeProfile
 
 pytest.importorskip("tensorrt_rtx", reason="needs tensorrt-rtx (pip install tensorrt-rtx)")

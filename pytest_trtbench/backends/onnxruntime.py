@@ -67,25 +67,10 @@ class OnnxRuntimeBackend:
 
     def build(self, request: BuildRequest, out_dir: Path, cache_root: Path) -> BuildOutput:
         ort = _ort()
-        src = request.onnx_path
-        recipe: dict[str, Any] = {"precision": request.precision}
-        if request.precision == "int8":
-            from pytest_trtbench.quantize import RECIPE, QuantizationError, quantize_qdq
+        from pytest_trtbench.precision.prepare import prepare_model
 
-            if request.calibration is None:
-                raise BackendError(f"{src}: int8 needs calibration data")
-            qdq = out_dir / "model.qdq.onnx"
-            try:
-                quantize_qdq(src, qdq, request.calibration())
-            except QuantizationError as exc:
-                raise BackendError(str(exc)) from None
-            src, recipe = qdq, {"precision": "int8", **RECIPE}
-        elif request.precision == "fp16":
-            from pytest_trtbench.convert import convert_float_precision
-
-            half = out_dir / "model.fp16.onnx"
-            recipe["conversion"] = convert_float_precision(src, half, "fp16", request.options.get("fp32_ops", ()))
-            src = half
+        prepared = prepare_model(request, out_dir)
+        src = prepared.path
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
         options.optimized_model_filepath = str(out_dir / ENGINE_FILE)
@@ -95,7 +80,7 @@ class OnnxRuntimeBackend:
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types without a common base
             raise BackendError(f"onnxruntime could not load {request.onnx_path}: {exc}") from None
         files = [p.name for p in out_dir.iterdir() if p.is_file()]
-        return BuildOutput(files=files, metadata={"recipe": recipe, "onnxruntime": ort.__version__})
+        return BuildOutput(files=files, metadata={**prepared.metadata, "onnxruntime": ort.__version__})
 
     def verify(self, entry_dir: Path, metadata: Mapping[str, Any]) -> None:
         import onnx

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from pytest_trtbench.backends.tensorrt.backend import TensorRTBackend
 from pytest_trtbench.backends.tensorrt.build import ENGINE_FILE
-from pytest_trtbench.backends.tensorrt.flavor import NOT_INSTALLED, PRECISIONS, TensorRTFlavor, detect_flavor
+from pytest_trtbench.backends.tensorrt.flavor import NOT_INSTALLED, TensorRTFlavor, detect_flavor
 from pytest_trtbench.backends.tensorrt.runtime import CudaGraphLaunch, TensorRTEngine, TensorRTLaunch
 from pytest_trtbench.backends.tensorrt.timing_cache import TIMING_CACHE_FILE, TimingCacheFile
+from pytest_trtbench.precision import PRECISIONS
 
 __all__ = [
     "ENGINE_FILE", "NOT_INSTALLED", "PRECISIONS", "TIMING_CACHE_FILE", "CudaGraphLaunch", "TensorRTBackend",

@@ -11,9 +11,10 @@ from typing import Any, Mapping
 
 from pytest_trtbench.backends.base import BackendError, BuildOutput, BuildRequest
 from pytest_trtbench.backends.tensorrt.build import ENGINE_FILE, build_engine, precision_mode
-from pytest_trtbench.backends.tensorrt.flavor import NOT_INSTALLED, PRECISIONS, TensorRTFlavor, detect_flavor
+from pytest_trtbench.backends.tensorrt.flavor import NOT_INSTALLED, TensorRTFlavor, detect_flavor
 from pytest_trtbench.backends.tensorrt.runtime import TensorRTEngine, checked_engine, deserialize
 from pytest_trtbench.device import DeviceInfo
+from pytest_trtbench.precision import PRECISIONS
 
 
 class TensorRTBackend:

@@ -12,6 +12,7 @@ from pytest_trtbench.backends.tensorrt.flavor import TensorRTFlavor
 from pytest_trtbench.backends.tensorrt.layers import count_engine_precisions, engine_layers, onnx_op_types
 from pytest_trtbench.backends.tensorrt.logger import RecordingLogger
 from pytest_trtbench.backends.tensorrt.timing_cache import TIMING_CACHE_FILE, TimingCacheFile
+from pytest_trtbench.precision.prepare import prepare_model
 
 ENGINE_FILE = "engine.plan"
 
@@ -29,7 +30,8 @@ def build_engine(
     """Build *request* into *out_dir*; *can_execute* says whether the engine inspector may load it here."""
     trt = flavor.module
     mode = precision_mode(flavor, request)
-    model_path, files, metadata = prepare_model(request, mode, out_dir)
+    prepared = prepare_model(request, out_dir, convert_floats=mode == "strongly_typed")
+    model_path, files, metadata = prepared.path, prepared.files, dict(prepared.metadata)
 
     logger = RecordingLogger(trt)
     builder = trt.Builder(logger)
@@ -90,40 +92,6 @@ def configure(
         major, minor = request.device.compute_capability.split(".")
         config.num_compute_capabilities = 1
         config.set_compute_capability(trt.ComputeCapability.__members__[f"SM{major}{minor}"], 0)
-
-
-def prepare_model(request: BuildRequest, mode: str, out_dir: Path) -> tuple[Path, list[str], dict]:
-    """The ONNX file to parse: the source, a converted fp16/bf16 copy, or an int8 Q/DQ copy."""
-    precision = request.precision
-    if precision in ("fp16", "bf16") and mode == "strongly_typed":
-        from pytest_trtbench.convert import convert_float_precision
-
-        dst = out_dir / f"model.{precision}.onnx"
-        try:
-            summary = convert_float_precision(
-                request.onnx_path, dst, "fp16" if precision == "fp16" else "bf16",
-                keep_fp32_ops=tuple(request.options.get("fp32_ops", ())),
-            )
-        except Exception as exc:  # onnx raises many types; the user needs the file and the cause
-            raise BackendError(f"could not convert {request.onnx_path} to {precision}: {exc}") from exc
-        return dst, [dst.name], {"conversion": summary}
-    if precision == "int8":
-        if request.calibration is None:
-            raise BackendError(
-                "int8 needs calibration data: give the case calibration inputs (BuildRequest.calibration); "
-                "TensorRT builds int8 only from an explicitly quantized (Q/DQ) model"
-            )
-        try:
-            from pytest_trtbench.quantize import QuantizationError, quantize_qdq
-        except ImportError as exc:
-            raise BackendError(f"int8 needs pytest_trtbench.quantize: {exc}") from exc
-        dst = out_dir / "model.int8.onnx"
-        try:
-            quantize_qdq(request.onnx_path, dst, request.calibration())
-        except QuantizationError as exc:
-            raise BackendError(str(exc)) from exc
-        return dst, [dst.name], {}
-    return request.onnx_path, [], {}
 
 
 def set_precision(flavor: TensorRTFlavor, config: Any, precision: str, mode: str) -> None:

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 NOT_INSTALLED = "TensorRT is not installed: pip install tensorrt-rtx (or tensorrt)"
-PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
 
 
 @dataclass(frozen=True)
