@@ -15,6 +15,7 @@ import pytest
 from pytest_trtbench.suite import Case, Suite
 
 if TYPE_CHECKING:
+    from pytest_trtbench.fuzz import FuzzTarget
     from pytest_trtbench.runner import CaseResult, Harness, Settings
 
 GPU = "--trt-gpu"
@@ -38,6 +39,8 @@ SIZE = "--trt-size"
 CUDA_GRAPH = "--trt-cuda-graph"
 NO_CUDA_GRAPH = "--trt-no-cuda-graph"
 ENERGY_S = "--trt-energy-s"
+FUZZ = "--trt-fuzz"
+FUZZ_SEED = "--trt-fuzz-seed"
 
 DEFAULT_CACHE_DIR = ".trtbench-cache"
 USER_PROPERTY = "trtbench"
@@ -113,6 +116,10 @@ _VALUED: list[tuple[str, Callable[[str], Any], Any, str]] = [
     (CONFIRM, _non_negative_int, 1, "re-measurements that must confirm a latency regression"),
     (HISTORY, _non_negative_int, 10, "baseline runs kept per case for the noise estimate"),
     (SIZE, _choice("tiny", "full"), "tiny", "model size of the shipped suites: tiny (CPU CI) or full (GPU)"),
+    (FUZZ, _non_negative_int, None, "shape fuzzing: draw N shapes inside the profile per backend x precision "
+     "of every suite, overriding its fuzz_shapes (0: off; default: the suite's fuzz_shapes)"),
+    (FUZZ_SEED, _non_negative_int, None, "explore other fuzz shapes with this seed (default: derived from each "
+     "suite's seed, so runs repeat)"),
 ]
 _FLAGS = [
     (REBUILD, "ignore cached engines and rebuild them"),
@@ -126,7 +133,8 @@ _FLAGS = [
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("trtbench", "TensorRT / ONNX Runtime model benchmarks (pytest-trtbench)")
     for option, kind, default, help_text in _VALUED:
-        group.addoption(option, type=kind, default=None, help=f"{help_text} (default: {default}; ini: {_ini(option)})")
+        shown = "" if default is None else f"default: {default}; "
+        group.addoption(option, type=kind, default=None, help=f"{help_text} ({shown}ini: {_ini(option)})")
         parser.addini(_ini(option), help_text, default=None)
     for option, help_text in _FLAGS:
         group.addoption(option, action="store_true", default=None, help=f"{help_text} (ini: {_ini(option)})")
@@ -202,7 +210,15 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
     except ValueError as exc:
         raise collector.CollectError(f"suite {name} in {collector.path}: {exc}") from None
     line = _assignment_line(collector.path, name)
-    return [CaseItem.from_parent(collector, name=f"{name}[{case.param_id}]", case=case, line=line) for case in cases]
+    items = [CaseItem.from_parent(collector, name=f"{name}[{case.param_id}]", case=case, line=line) for case in cases]
+    examples = _get(collector.config, FUZZ)
+    examples = obj.fuzz_shapes if examples is None else examples
+    if examples:  # shape fuzzing: one more item per backend x precision
+        from pytest_trtbench.fuzz import fuzz_targets
+
+        targets = fuzz_targets(cases, examples)
+        items += [FuzzItem.from_parent(collector, name=f"{name}[{t.param_id}]", target=t, line=line) for t in targets]
+    return items
 
 
 def _resolve_backends(config: pytest.Config) -> list[str]:
@@ -239,14 +255,16 @@ class CaseItem(pytest.Item):
         self.keywords[case.precision] = True
 
     def runtest(self) -> None:
-        plugin = self.config.stash[plugin_key]
-        result = plugin.harness().run_case(self.case)
+        result = self._result(self.config.stash[plugin_key])
         self.user_properties.append((USER_PROPERTY, json.dumps(result.to_json(), allow_nan=True)))
         if result.status == "skipped":
             # reported at the suite's location, as pytest does for skip markers
             raise pytest.skip.Exception(result.row["reason"], _use_item_location=True)
         if result.message and result.status in ("accuracy_fail", "accuracy_regression", "latency_regression", "error"):
             raise CaseFailed(result.message)
+
+    def _result(self, plugin: TrtBenchPlugin) -> CaseResult:
+        return plugin.harness().run_case(self.case)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, CaseFailed):
@@ -255,6 +273,21 @@ class CaseItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, self._line, self.name
+
+
+class FuzzItem(CaseItem):
+    """Shape fuzzing for one backend x precision of a suite, e.g. ``test_mlp[fuzz-onnxruntime-fp32]``:
+    draws shapes inside the profile, runs the listed cases' engine and the reference at each."""
+
+    def __init__(self, *, target: FuzzTarget, line: int = 0, **kwargs: Any) -> None:
+        super().__init__(case=target.anchors[0], line=line, **kwargs)
+        self.target = target
+        self.keywords["fuzz"] = True
+
+    def _result(self, plugin: TrtBenchPlugin) -> CaseResult:
+        from pytest_trtbench.fuzz import run_fuzz
+
+        return run_fuzz(plugin.harness(), self.target, _get(self.config, FUZZ_SEED))
 
 
 class TrtBenchPlugin:
@@ -397,7 +430,7 @@ def trtbench(pytestconfig: pytest.Config) -> Harness:
     return pytestconfig.stash[plugin_key].harness()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")  # stateless; session scope lets Hypothesis' @given tests use it
 def trt_check() -> Callable[..., None]:
     """``trt_check(actual, expected, precision="fp32", tolerance=None)``: assert outputs match, with statistics."""
     from pytest_trtbench.compare import Tolerance, compare_outputs

@@ -12,8 +12,10 @@ REPORT_COLUMNS = [
     "reference_backend", "reference_latency_ms_median", "speedup_vs_reference", "max_abs_err", "max_rel_err",
     "mean_abs_err", "cosine_similarity", "top1_agreement", "engine_cache", "build_s", "engine_key", "engine_precisions",
     "timing_method", "enqueue_ms_median", "energy_j_per_inference", "mean_power_w", "gpu_clock_mhz_start",
-    "gpu_clock_mhz_end", "gpu_temp_c_end",
+    "gpu_clock_mhz_end", "gpu_temp_c_end", "fuzz_shapes_tried", "fuzz_failing_shape", "fuzz_seed",
 ]
+
+INTEGER_COLUMNS = ("batch_size", "fuzz_shapes_tried", "fuzz_seed")
 
 _TABLE = [
     ("case", "case_id", "{}"), ("status", "status", "{}"), ("median ms", "latency_ms_median", "{:.3f}"),
@@ -31,6 +33,8 @@ def write_csv(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
 
     extra = sorted({k for r in rows for k in r} - set(REPORT_COLUMNS))
     frame = pd.DataFrame(list(rows), columns=REPORT_COLUMNS + extra)
+    for column in INTEGER_COLUMNS:  # stay integers where some rows leave them empty (fuzz rows, case rows)
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").round().astype("Int64")
     write_atomic(Path(path), frame.to_csv(index=False))
 
 

@@ -116,6 +116,9 @@ class Suite:
     live_reference: bool = True
     """``False``: never run the reference; compare with the golden fingerprint stored in the baseline
     (for runners without the reference's framework, or references too slow to run on every merge)."""
+    fuzz_shapes: int = 0
+    """Shape fuzzing: per backend x precision, one more test draws this many shapes inside the profile
+    (Hypothesis) and compares the built engine with the reference at each (:mod:`pytest_trtbench.fuzz`)."""
     name: str = ""
     source_file: str = ""
 
@@ -127,6 +130,8 @@ class Suite:
             raise SuiteError("a suite needs at least one Input")
         if not self.batch_sizes or any(int(b) < 1 for b in self.batch_sizes):
             raise SuiteError(f"batch_sizes must be positive integers, got {list(self.batch_sizes)}")
+        if isinstance(self.fuzz_shapes, bool) or not isinstance(self.fuzz_shapes, int) or self.fuzz_shapes < 0:
+            raise SuiteError(f"fuzz_shapes must be an integer >= 0 (0: no shape fuzzing), got {self.fuzz_shapes!r}")
 
     @property
     def is_onnx_file(self) -> bool:

@@ -1,0 +1,311 @@
+"""Shape fuzzing: per backend x precision, one test that draws shapes inside the profile and compares.
+
+A suite's cases test the batch sizes and dims it lists; its dynamic-shape engines answer for every shape
+between the profile's min and max, and that is where engines break (tactics chosen for the opt shape, odd
+sequence lengths, padding paths). A :class:`FuzzTarget` draws ``examples`` shapes with Hypothesis
+(:func:`pytest_trtbench.strategies.shapes`), runs the engine the listed cases use (same profile: built once,
+never per shape) and the live reference at each, and compares them with the precision's tolerance. Latency is
+not gated. A failing shape is shrunk (Hypothesis, then a per-dim sweep below it) to the smallest shape that
+still fails; :mod:`pytest_trtbench.fuzz_report` turns the outcome into the report row and the failure text.
+
+Reproducible by default: the Hypothesis seed derives from the suite's name and ``seed``, the backend and the
+precision; ``--trt-fuzz-seed`` mixes in another number to explore. Hypothesis keeps no example database
+(nothing is written into the user's repository), has no deadline and skips its too-slow health checks (an
+engine run is slow by Hypothesis' standards). Hypothesis is imported only when a fuzz test runs.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from pytest_trtbench.suite import Case, Suite, SuiteError
+
+if TYPE_CHECKING:
+    from hypothesis.strategies import SearchStrategy
+
+    from pytest_trtbench.backends.base import Engine
+    from pytest_trtbench.compare import OutputComparison
+    from pytest_trtbench.profile import ShapeProfile
+    from pytest_trtbench.runner import CaseResult, Harness
+    from pytest_trtbench.strategies import ShapeDraw
+
+FUZZ_PREFIX = "fuzz"
+"""Fuzz test ids are ``<suite>[fuzz-<backend>-<precision>]``: a case id always has a ``-b<batch>`` part
+after its precision, so the two can never collide."""
+
+
+@dataclass(frozen=True)
+class FuzzTarget:
+    """Shape fuzzing for one backend x precision of a suite: ``examples`` draws over its profiles."""
+
+    anchors: tuple[Case, ...]
+    """The first listed case per profile: its engine is the one the draws inside that profile run."""
+    examples: int
+
+    @property
+    def suite(self) -> Suite:
+        return self.anchors[0].suite
+
+    @property
+    def backend(self) -> str:
+        return self.anchors[0].backend
+
+    @property
+    def precision(self) -> str:
+        return self.anchors[0].precision
+
+    @property
+    def param_id(self) -> str:
+        return f"{FUZZ_PREFIX}-{self.backend}-{self.precision}"
+
+    @property
+    def case_id(self) -> str:
+        return f"{self.suite.name}[{self.param_id}]"
+
+    def __str__(self) -> str:
+        return self.param_id
+
+
+def fuzz_targets(cases: Sequence[Case], examples: int) -> list[FuzzTarget]:
+    """One target per backend x precision of *cases* (in their order), ``[]`` when *examples* is 0."""
+    if examples <= 0:
+        return []
+    groups: dict[tuple[str, str], dict[ShapeProfile, Case]] = {}
+    for case in cases:
+        groups.setdefault((case.backend, case.precision), {}).setdefault(case.profile, case)
+    return [FuzzTarget(tuple(by_profile.values()), examples) for by_profile in groups.values()]
+
+
+def fuzz_seed(target: FuzzTarget, explore: int | None = None) -> int:
+    """The Hypothesis seed: fixed per suite (name, ``seed``), backend and precision; *explore* changes it."""
+    suite = target.suite
+    parts = ("trtbench-fuzz", suite.name, suite.seed, target.backend, target.precision, explore)
+    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:4], "little")
+
+
+@dataclass
+class Probe:
+    """The engine vs the reference at one drawn shape."""
+
+    draw: ShapeDraw
+    comparisons: list[OutputComparison] = field(default_factory=list)
+    error: str = ""
+    """Set when the engine or the reference raised at this shape (a shape inside the profile must run)."""
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.error) or any(not c.passed for c in self.comparisons)
+
+    def size(self) -> tuple[int, tuple[int, ...]]:
+        """Ordering for "smallest": input elements in all, then the dims (batch first)."""
+        elements = 0
+        for _, shape in self.draw.shapes:
+            count = 1
+            for d in shape:
+                count *= d
+            elements += count
+        dims = sorted(self.draw.dims, key=lambda kv: (kv[0] != "batch", kv[0]))
+        return elements, tuple(v for _, v in dims)
+
+
+@dataclass
+class FuzzOutcome:
+    """What a fuzz run found: every distinct shape it ran, and the smallest failing one (if any)."""
+
+    probes: list[Probe]
+    failure: Probe | None
+    seed: int
+    minimal: bool = True
+    """``False`` when the per-dim sweep below the failing shape ran out of its budget."""
+
+
+class _ShapeFailed(Exception):
+    def __init__(self, probe: Probe) -> None:
+        super().__init__(probe.draw.label())
+        self.probe = probe
+
+
+class Prober:
+    """Runs a check once per distinct shape (Hypothesis replays shapes while shrinking)."""
+
+    def __init__(self, check: Callable[[ShapeDraw], Probe]) -> None:
+        self._check = check
+        self.seen: dict[tuple[Any, ...], Probe] = {}
+
+    def __call__(self, draw: ShapeDraw) -> Probe:
+        key = (draw.profile, draw.dims)
+        if key not in self.seen:
+            self.seen[key] = self._check(draw)
+        return self.seen[key]
+
+
+def search(prober: Prober, strategy: SearchStrategy[ShapeDraw], examples: int, seed: int) -> Probe | None:
+    """Draw up to *examples* shapes from *strategy* with Hypothesis (seeded, no database, no deadline);
+    return the shrunk failing probe, or ``None`` when every draw passed."""
+    from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+    from hypothesis import seed as seeded
+
+    def probe(draw: ShapeDraw) -> None:
+        got = prober(draw)
+        if got.failed:
+            raise _ShapeFailed(got)
+
+    configured = settings(
+        max_examples=examples, deadline=None, database=None, derandomize=False,
+        phases=(Phase.generate, Phase.shrink), verbosity=Verbosity.quiet, report_multiple_bugs=False,
+        print_blob=False,
+        suppress_health_check=(HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
+                               HealthCheck.large_base_example),
+    )
+    test = seeded(seed)(configured(given(strategy)(probe)))
+    try:
+        test()
+    except _ShapeFailed as failed:
+        return failed.probe
+    return None
+
+
+def sweep_below(prober: Prober, failing: Probe, bounds: dict[ShapeProfile, dict[str, tuple[int, int]]],
+                budget: int) -> tuple[Probe, bool]:
+    """Lower each dim of *failing* (batch first) to the smallest value that still fails with the other dims
+    held, until nothing moves. Hypothesis' shrinker can stop at a local minimum when failures are not
+    monotonic in a dim (``seq % 7 == 3``); this sweep cannot. Returns the probe and whether it finished
+    within *budget* extra runs."""
+    from pytest_trtbench.strategies import draw_at
+
+    best, spent, moved = failing, 0, True
+    while moved:
+        moved = False
+        for name, value in sorted(best.draw.dims, key=lambda kv: (kv[0] != "batch", kv[0])):
+            lo = bounds[best.draw.profile][name][0]
+            for smaller in range(lo, value):
+                if spent >= budget:
+                    return best, False
+                spent += 1
+                probe = prober(draw_at(best.draw.suite, best.draw.profile, {**best.draw.dim_map(), name: smaller}))
+                if probe.failed:
+                    best, moved = probe, True
+                    break
+    return best, True
+
+
+def fuzz_engines(harness: Harness, target: FuzzTarget) -> Callable[[ShapeDraw], Probe]:
+    """The check one draw gets: the engine of the draw's profile (loaded once, as the listed cases use it)
+    and the live reference on the same deterministic inputs, compared with the precision's tolerance."""
+    from pytest_trtbench.compare import compare_outputs
+
+    suite, precision = target.suite, target.precision
+    reference = harness.model(suite).reference
+    if reference is None:
+        raise SuiteError(f"suite {suite.name}: shape fuzzing needs a live reference")
+    engines: dict[ShapeProfile, tuple[Case, Engine]] = {}
+    for anchor in target.anchors:
+        engines[harness.engine_profile(anchor)] = (anchor, harness.engine(anchor)[1])
+
+    def check(draw: ShapeDraw) -> Probe:
+        anchor, engine = engines[draw.profile]
+        case = draw.case(target.backend, precision, profile=anchor.profile)
+        feeds = harness.inputs(case)
+        try:
+            outputs = engine.run(feeds)
+            expected = reference.run(feeds)  # not memoized: dozens of shapes, each seen once
+        except Exception as exc:  # a shape inside the profile that does not run is a finding, not a crash
+            return Probe(draw, error=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        tolerance = lambda name: suite.tolerance_for(precision, name)  # noqa: E731
+        return Probe(draw, compare_outputs(outputs, expected, tolerance, list(suite.classifier_outputs)))
+
+    return check
+
+
+def fuzz(harness: Harness, target: FuzzTarget, explore_seed: int | None = None) -> FuzzOutcome:
+    """Run the search for *target* on the harness' engines; the engines must be executable here."""
+    from pytest_trtbench.strategies import dim_bounds, shapes
+
+    seed = fuzz_seed(target, explore_seed)
+    profiles = [harness.engine_profile(anchor) for anchor in target.anchors]
+    bounds = {profile: dim_bounds(target.suite, profile) for profile in profiles}
+    prober = Prober(fuzz_engines(harness, target))
+    strategies = [shapes(target.suite, profile) for profile in profiles]
+    strategy = strategies[0] if len(strategies) == 1 else _one_of(strategies)
+    failing = search(prober, strategy, target.examples, seed)
+    minimal = True
+    if failing is not None:
+        failing = min((p for p in prober.seen.values() if p.failed), key=Probe.size)
+        failing, minimal = sweep_below(prober, failing, bounds, budget=max(target.examples, 16))
+    return FuzzOutcome(list(prober.seen.values()), failing, seed, minimal)
+
+
+def run_fuzz(harness: Harness, target: FuzzTarget, explore_seed: int | None = None) -> CaseResult:
+    """The fuzz test's result, shaped like a case's: one report row and, on failure, the text.
+
+    ``skipped`` where the backend can't build the precision or there is no live reference (golden
+    fingerprints exist only for listed shapes), ``built`` where the engine can't run here (as for cases),
+    else ``pass``, ``accuracy_fail`` (the smallest failing shape) or ``error`` (a shape that did not run)."""
+    from pytest_trtbench import verdict as V
+    from pytest_trtbench.backends.base import BackendError
+    from pytest_trtbench.fuzz_report import failure_text, fill_outcome, fuzz_row
+    from pytest_trtbench.runner import CaseResult
+
+    anchor = target.anchors[0]
+    row = fuzz_row(harness._row(anchor), target, fuzz_seed(target, explore_seed))
+    result = CaseResult(row, None, str(harness.baseline_file(anchor)))
+    try:
+        gated = _not_fuzzed(harness, target, row)
+        if gated is not None:
+            row["status"], row["reason"] = gated
+            return result
+        outcome = fuzz(harness, target, explore_seed)
+        fill_outcome(row, outcome)
+        if outcome.failure is not None:
+            result.message = failure_text(target, outcome, harness.settings.device.gpu, explore_seed)
+    except (BackendError, SuiteError) as exc:
+        row["status"], row["reason"] = V.ERROR, str(exc)
+    except Exception as exc:  # a library failing deep inside: this test's error, not a traceback
+        row["status"], row["reason"] = V.ERROR, f"{type(exc).__name__}: {exc} (in {_innermost_frame(exc)})"
+    if row["status"] == V.ERROR and not result.message:
+        result.message = f"{target.case_id}: error\n  {row['reason']}"
+    return result
+
+
+def _not_fuzzed(harness: Harness, target: FuzzTarget, row: dict[str, Any]) -> tuple[str, str] | None:
+    """``(status, reason)`` when the target is skipped or only built; fills the engine columns."""
+    from pytest_trtbench import verdict as V
+    from pytest_trtbench.backends import get_backend
+
+    settings, suite = harness.settings, target.suite
+    backend = get_backend(target.backend)
+    reason = backend.unsupported_reason(target.precision, settings.device)
+    if reason:
+        return V.SKIPPED, reason
+    model = harness.model(suite)
+    if model.reference is None or not suite.live_reference:
+        return V.SKIPPED, ("shape fuzzing needs a live reference (live_reference=True): golden fingerprints "
+                           "exist only for the listed shapes")
+    row["reference_backend"] = model.reference.name
+    not_here = backend.execution_unavailable_reason(settings.device)
+    execute = not (settings.build_only or not_here)
+    # the listed cases' engines (same memo, same cache entries): one per profile, never one per shape
+    entries = [harness._engine(anchor, load=execute)[0] for anchor in target.anchors]
+    row["engine_cache"], row["build_s"] = entries[0].status, sum(e.build_s for e in entries)
+    row["engine_key"] = ",".join(e.key for e in entries)
+    precisions = entries[0].metadata.get("backend", {}).get("engine_precisions")
+    if precisions:
+        row["engine_precisions"] = ",".join(f"{k}:{v}" for k, v in sorted(precisions.items()))
+    if not execute:
+        return V.BUILT, not_here or "--trt-build-only: built, not executed"
+    return None
+
+
+def _innermost_frame(exc: BaseException) -> str:
+    import traceback
+    from pathlib import Path
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    return f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else "?"
+
+
+def _one_of(strategies: list[SearchStrategy[ShapeDraw]]) -> SearchStrategy[ShapeDraw]:
+    from hypothesis import strategies as st
+
+    return st.one_of(strategies)

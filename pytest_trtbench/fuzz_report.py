@@ -1,0 +1,112 @@
+"""A fuzz run as the report sees it: one row per fuzz test, and the failure text with the line that pins
+the failing shape as a listed case. Pure formatting over :class:`pytest_trtbench.fuzz.FuzzOutcome`."""
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from pytest_trtbench import verdict as V
+
+if TYPE_CHECKING:
+    from pytest_trtbench.compare import OutputComparison
+    from pytest_trtbench.fuzz import FuzzOutcome, FuzzTarget, Probe
+    from pytest_trtbench.strategies import ShapeDraw
+
+def fuzz_row(base: dict[str, Any], target: FuzzTarget, seed: int) -> dict[str, Any]:
+    """*base* (a case row of the target's first listed case) turned into the fuzz test's row: its id, no
+    batch size, the profiles drawn from as ``shapes``, and the columns only fuzz rows fill (see
+    :data:`pytest_trtbench.report.REPORT_COLUMNS`): distinct shapes run, the smallest failing shape
+    (``batch=1, seq=10 (input_ids=1x10)``), the Hypothesis seed."""
+    row = dict(base)
+    row.update({
+        "case_id": target.case_id, "batch_size": math.nan,
+        "shapes": " | ".join(anchor.profile.label() for anchor in target.anchors),
+        "fuzz_shapes_tried": 0, "fuzz_failing_shape": "", "fuzz_seed": seed,
+    })
+    return row
+
+
+def fill_outcome(row: dict[str, Any], outcome: FuzzOutcome) -> None:
+    """Status, reason, shapes tried, the failing shape, and the worst metric over every shape run."""
+    row["fuzz_shapes_tried"] = len(outcome.probes)
+    comparisons = [c for p in outcome.probes for c in p.comparisons]
+    if comparisons:
+        row["max_abs_err"] = max(c.max_abs_err for c in comparisons)
+        row["max_rel_err"] = max(c.max_rel_err for c in comparisons)
+        row["mean_abs_err"] = max(c.mean_abs_err for c in comparisons)
+        row["cosine_similarity"] = min(c.cosine_similarity for c in comparisons)
+        top1 = [c.top1_agreement for c in comparisons if c.top1_agreement is not None]
+        row["top1_agreement"] = min(top1) if top1 else math.nan
+    failure = outcome.failure
+    if failure is None:
+        row["status"] = V.PASS
+        row["reason"] = f"{len(outcome.probes)} shapes inside the profile, all within tolerance"
+        return
+    row["status"] = V.ERROR if failure.error else V.ACCURACY_FAIL
+    row["fuzz_failing_shape"] = failure.draw.label()
+    row["reason"] = f"fails at {failure.draw.label()}: " + "; ".join(_failures(failure))
+
+
+def failure_text(target: FuzzTarget, outcome: FuzzOutcome, gpu: str, explore_seed: int | None) -> str:
+    """What a failing fuzz test prints: the shape, its metrics, the pinning line, the commands."""
+    failure = outcome.failure
+    assert failure is not None
+    suite = target.suite
+    failed = sum(1 for p in outcome.probes if p.failed)
+    status = V.ERROR if failure.error else V.ACCURACY_FAIL
+    where = " | ".join(anchor.profile.label() for anchor in target.anchors)
+    lines = [
+        f"{target.case_id}: {status}",
+        f"  shape fuzzing: {len(outcome.probes)} shapes run inside {where} (Hypothesis seed {outcome.seed}), "
+        f"{failed} failed",
+        f"  smallest failing shape: {failure.draw.label()}"
+        + ("" if outcome.minimal else " (the sweep for a smaller one stopped at its budget)"),
+    ]
+    if failure.error:
+        lines.append(f"  the engine or the reference raised: {failure.error}")
+    lines += [f"  {_metrics_line(c)}" for c in failure.comparisons]
+    source = suite.source_file or "<suite file>"
+    listed = failure.draw.case(target.backend, target.precision)
+    pin = pin_line(failure.draw)
+    if pin:
+        lines.append(f"  pin it as a listed case: in {source}, {suite.name} = Suite(..., {pin})")
+    lines.append(f"  run it as a case: pytest {source} --trt-gpu={gpu} -k '{listed.param_id}'")
+    explore = "" if explore_seed is None else f" --trt-fuzz-seed={explore_seed}"
+    lines.append(f"  repeat this search: pytest {source} --trt-gpu={gpu}{explore} -k '{target.param_id}'")
+    return "\n".join(lines)
+
+
+def pin_line(draw: ShapeDraw) -> str:
+    """The suite arguments that list *draw* as a case, e.g. ``dims={'seq': [10, 16, 64]}``
+    (``""`` when its batch size and every dim value are listed already)."""
+    suite = draw.suite
+    parts = []
+    values = draw.dim_map()
+    batch = values.pop("batch", None)
+    if batch is not None and batch not in [int(b) for b in suite.batch_sizes]:
+        parts.append(f"batch_sizes={sorted({*map(int, suite.batch_sizes), batch})}")
+    dims = {name: sorted(map(int, listed)) for name, listed in suite.dims.items()}
+    changed = False
+    for name, value in sorted(values.items()):
+        if value not in dims.get(name, []):
+            dims[name] = sorted({*dims.get(name, []), value})
+            changed = True
+    if changed:
+        parts.append(f"dims={dims!r}")
+    return ", ".join(parts)
+
+
+def _failures(probe: Probe) -> list[str]:
+    if probe.error:
+        return [probe.error]
+    return [f"{c.name}: {msg}" for c in probe.comparisons for msg in c.failures]
+
+
+def _metrics_line(c: OutputComparison) -> str:
+    top1 = "" if c.top1_agreement is None else f", top-1 {100 * c.top1_agreement:.2f} %"
+    state = "FAILS: " + "; ".join(c.failures) if c.failures else "within tolerance"
+    return (
+        f"output {c.name}: max abs err {c.max_abs_err:.4g}, max rel err {c.max_rel_err:.4g}, "
+        f"mean abs err {c.mean_abs_err:.4g}, cosine {c.cosine_similarity:.6f}{top1}, "
+        f"mismatches {c.mismatches} / {c.total}, non-finite {c.nonfinite} -- {state}"
+    )
