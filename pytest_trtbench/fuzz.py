@@ -9,15 +9,18 @@ not gated. A failing shape is shrunk (Hypothesis, then a per-dim sweep below it)
 still fails; :mod:`pytest_trtbench.fuzz_report` turns the outcome into the report row and the failure text.
 
 Reproducible by default: the Hypothesis seed derives from the suite's name and ``seed``, the backend and the
-precision; ``--trt-fuzz-seed`` mixes in another number to explore. Hypothesis keeps no example database
-(nothing is written into the user's repository), has no deadline and skips its too-slow health checks (an
-engine run is slow by Hypothesis' standards). Hypothesis is imported only when a fuzz test runs.
+precision; ``--trt-fuzz-seed`` mixes in another number to explore. Hypothesis keeps no example database, and
+its other files go under the engine cache (nothing is written into the user's repository); it has no deadline
+and skips its too-slow health checks (an engine run is slow by Hypothesis' standards). Hypothesis is imported
+only when a fuzz test runs.
 """
 from __future__ import annotations
 
 import hashlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from pytest_trtbench.suite import Case, Suite, SuiteError
 
@@ -30,6 +33,10 @@ if TYPE_CHECKING:
     from pytest_trtbench.runner import CaseResult, Harness
     from pytest_trtbench.strategies import ShapeDraw
 
+EXAMPLES_PER_SHAPE = 3
+"""Hypothesis examples allowed per requested shape: it may draw a shape twice (the Prober runs each once)."""
+HYPOTHESIS_DIR = "hypothesis"
+"""Hypothesis' storage during a fuzz run: ``<cache-dir>/hypothesis``, never the user's working directory."""
 FUZZ_PREFIX = "fuzz"
 """Fuzz test ids are ``<suite>[fuzz-<backend>-<precision>]``: a case id always has a ``-b<batch>`` part
 after its precision, so the two can never collide."""
@@ -127,22 +134,33 @@ class _ShapeFailed(Exception):
 
 
 class Prober:
-    """Runs a check once per distinct shape (Hypothesis replays shapes while shrinking)."""
+    """Runs a check once per distinct shape (Hypothesis replays shapes while shrinking and may draw one
+    twice). Until something fails, at most *limit* distinct shapes are run; later new draws pass unrun, so
+    ``--trt-fuzz=N`` means N distinct shapes (or every shape of a smaller profile)."""
 
-    def __init__(self, check: Callable[[ShapeDraw], Probe]) -> None:
+    def __init__(self, check: Callable[[ShapeDraw], Probe], limit: int | None = None) -> None:
         self._check = check
+        self._limit = limit
         self.seen: dict[tuple[Any, ...], Probe] = {}
+        self.failed = False
 
     def __call__(self, draw: ShapeDraw) -> Probe:
         key = (draw.profile, draw.dims)
         if key not in self.seen:
+            if self._limit is not None and len(self.seen) >= self._limit and not self.failed:
+                return Probe(draw)  # over the budget: not run, not counted
             self.seen[key] = self._check(draw)
+            self.failed = self.failed or self.seen[key].failed
         return self.seen[key]
 
 
-def search(prober: Prober, strategy: SearchStrategy[ShapeDraw], examples: int, seed: int) -> Probe | None:
-    """Draw up to *examples* shapes from *strategy* with Hypothesis (seeded, no database, no deadline);
-    return the shrunk failing probe, or ``None`` when every draw passed."""
+def search(prober: Prober, strategy: SearchStrategy[ShapeDraw], examples: int, seed: int,
+           storage: Path | None = None) -> Probe | None:
+    """Draw shapes from *strategy* with Hypothesis (seeded, no database, no deadline) until *prober* ran
+    *examples* distinct ones; return the shrunk failing probe, or ``None`` when every draw passed.
+
+    With *storage*, Hypothesis' own files (it caches the constants of local modules, whatever the
+    database setting) go there for the duration instead of ``.hypothesis/`` in the working directory."""
     from hypothesis import HealthCheck, Phase, Verbosity, given, settings
     from hypothesis import seed as seeded
 
@@ -152,18 +170,37 @@ def search(prober: Prober, strategy: SearchStrategy[ShapeDraw], examples: int, s
             raise _ShapeFailed(got)
 
     configured = settings(
-        max_examples=examples, deadline=None, database=None, derandomize=False,
+        max_examples=EXAMPLES_PER_SHAPE * examples, deadline=None, database=None, derandomize=False,
         phases=(Phase.generate, Phase.shrink), verbosity=Verbosity.quiet, report_multiple_bugs=False,
         print_blob=False,
         suppress_health_check=(HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
                                HealthCheck.large_base_example),
     )
     test = seeded(seed)(configured(given(strategy)(probe)))
-    try:
-        test()
-    except _ShapeFailed as failed:
-        return failed.probe
+    with _hypothesis_home(storage):
+        try:
+            test()
+        except _ShapeFailed as failed:
+            return failed.probe
     return None
+
+
+@contextmanager
+def _hypothesis_home(directory: Path | None) -> Iterator[None]:
+    """Point Hypothesis' storage directory at *directory* for the block, then back where it was
+    (so the user's own Hypothesis tests keep theirs)."""
+    if directory is None:
+        yield
+        return
+    from hypothesis import configuration
+
+    current: Any = configuration.storage_directory()  # a Path in older Hypothesis, a StorageDirectory in newer
+    previous = Path(getattr(current, "path", current))
+    configuration.set_hypothesis_home_dir(directory)
+    try:
+        yield
+    finally:
+        configuration.set_hypothesis_home_dir(previous)
 
 
 def sweep_below(prober: Prober, failing: Probe, bounds: dict[ShapeProfile, dict[str, tuple[int, int]]],
@@ -225,10 +262,10 @@ def fuzz(harness: Harness, target: FuzzTarget, explore_seed: int | None = None) 
     seed = fuzz_seed(target, explore_seed)
     profiles = [harness.engine_profile(anchor) for anchor in target.anchors]
     bounds = {profile: dim_bounds(target.suite, profile) for profile in profiles}
-    prober = Prober(fuzz_engines(harness, target))
+    prober = Prober(fuzz_engines(harness, target), limit=target.examples)
     strategies = [shapes(target.suite, profile) for profile in profiles]
     strategy = strategies[0] if len(strategies) == 1 else _one_of(strategies)
-    failing = search(prober, strategy, target.examples, seed)
+    failing = search(prober, strategy, target.examples, seed, harness.settings.cache_dir / HYPOTHESIS_DIR)
     minimal = True
     if failing is not None:
         failing = min((p for p in prober.seen.values() if p.failed), key=Probe.size)
@@ -299,7 +336,6 @@ def _not_fuzzed(harness: Harness, target: FuzzTarget, row: dict[str, Any]) -> tu
 
 def _innermost_frame(exc: BaseException) -> str:
     import traceback
-    from pathlib import Path
 
     frames = traceback.extract_tb(exc.__traceback__)
     return f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else "?"

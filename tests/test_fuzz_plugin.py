@@ -1,0 +1,208 @@
+"""Shape fuzzing through the plugin (pytester), on real PyTorch models exported to ONNX and run by ONNX Runtime.
+
+The buggy model is right in PyTorch, but its ONNX graph (what the engine runs) adds 0.5 to every output when
+``seq % 7 == 3``: the listed sequence lengths (4, 32) pass, the fuzz item must find and shrink the bug.
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+
+SUITE = '''
+import torch
+from torch import nn
+from pytest_trtbench import Input, Suite
+
+
+class ShapeBug(nn.Module):
+    """Correct in PyTorch; when BUGGY, the exported ONNX graph adds 0.5 whenever seq % 7 == 3."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(8, 4)
+
+    def forward(self, x):
+        y = self.proj(x)
+        if BUGGY and torch.onnx.is_in_onnx_export():
+            seq = torch._shape_as_tensor(x)[1]  # Shape -> Gather -> Mod -> Equal in the graph
+            y = y + 0.5 * (seq % 7 == 3).to(y.dtype)
+        return y
+
+
+test_shapes = Suite(
+    model=ShapeBug,
+    inputs=[Input("x", shape=("batch", "seq", 8))],
+    batch_sizes=[1, 4],
+    dims={"seq": SEQS},
+    output_names=["y"],
+    fuzz_shapes=FUZZ,
+    live_reference=LIVE,
+)
+'''
+FAST = ["--trt-gpu=cpu", "--trt-warmup-s=0.01", "--trt-blocks=2", "--trt-min-block-s=0.005", "-p", "no:cacheprovider",
+        "-W", "error"]
+FUZZ_ID = "test_shapes[fuzz-onnxruntime-fp32]"
+
+
+def write_suite(pytester: pytest.Pytester, *, buggy: bool = True, fuzz: int = 30, seqs: str = "[4, 32]",
+                live: bool = True) -> None:
+    text = SUITE.replace("BUGGY", str(buggy)).replace("FUZZ", str(fuzz)).replace("SEQS", seqs)
+    pytester.makepyfile(test_shapes=text.replace("LIVE", str(live)))
+
+
+def rows(path: Path) -> dict[str, dict[str, str]]:
+    with open(path, newline="") as f:
+        return {row["case_id"]: row for row in csv.DictReader(f)}
+
+
+def test_fuzz_item_catches_what_the_listed_cases_miss_and_shrinks_it(pytester: pytest.Pytester) -> None:
+    from hypothesis import configuration
+
+    home = lambda: Path(getattr(configuration.storage_directory(), "path", configuration.storage_directory()))  # noqa: E731
+    before = home()
+    write_suite(pytester)
+    result = pytester.runpytest(*FAST, "--trt-report=r.csv")
+    result.assert_outcomes(passed=4, failed=1)  # every listed case passes
+    result.stdout.fnmatch_lines([
+        "test_shapes?fuzz-onnxruntime-fp32?: accuracy_fail",
+        "  shape fuzzing: * shapes run inside x:1x4x8-4x32x8 (Hypothesis seed *), * failed",
+        "  smallest failing shape: batch=1, seq=10 (x=1x10x8)",
+        "  output y: max abs err 0.5, *cosine*FAILS: 40 / 40 (100.00 %) elements exceed atol=0.0001*",
+        "  pin it as a listed case: in test_shapes.py, test_shapes = Suite(..., dims={'seq': [4, 10, 32]})",
+        "  run it as a case: pytest test_shapes.py --trt-gpu=cpu -k 'onnxruntime-fp32-b1-seq10'",
+        "  repeat this search: pytest test_shapes.py --trt-gpu=cpu -k 'fuzz-onnxruntime-fp32'",
+    ])
+    row = rows(pytester.path / "r.csv")[FUZZ_ID]
+    assert row["status"] == "accuracy_fail" and row["fuzz_failing_shape"] == "batch=1, seq=10 (x=1x10x8)"
+    assert 2 <= int(row["fuzz_shapes_tried"]) <= 60 and row["batch_size"] == "" and row["shapes"] == "x:1x4x8-4x32x8"
+    assert abs(float(row["max_abs_err"]) - 0.5) < 1e-3 and row["reference_backend"] == "torch-cpu"
+    assert row["reason"].startswith("fails at batch=1, seq=10 (x=1x10x8): y: 40 / 40")
+    listed = [r for case_id, r in rows(pytester.path / "r.csv").items() if case_id != FUZZ_ID]
+    assert len(listed) == 4 and {r["engine_key"] for r in listed} == {row["engine_key"]}  # same engine
+    assert {r["fuzz_shapes_tried"] for r in listed} == {""}
+    assert not (pytester.path / ".hypothesis").exists()  # Hypothesis wrote nothing into the user's directory
+    assert home() == before  # and the user's own Hypothesis tests keep their storage directory
+
+    # the pin line, applied, makes a listed case that fails on its own
+    write_suite(pytester, seqs="[4, 10, 32]", fuzz=0)
+    pinned = pytester.runpytest(*FAST, "-k", "onnxruntime-fp32-b1-seq10")
+    pinned.assert_outcomes(failed=1)
+    pinned.stdout.fnmatch_lines(["*test_shapes[[]onnxruntime-fp32-b1-seq10[]]: accuracy_fail*"])
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_other_seeds_explore_and_still_shrink_to_the_smallest_shape(pytester: pytest.Pytester, seed: int) -> None:
+    write_suite(pytester)
+    result = pytester.runpytest(*FAST, f"--trt-fuzz-seed={seed}", "-k", "fuzz", "--trt-report=r.csv")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "  smallest failing shape: batch=1, seq=10 (x=1x10x8)",
+        f"  repeat this search: pytest test_shapes.py --trt-gpu=cpu --trt-fuzz-seed={seed} -k 'fuzz-onnxruntime-fp32'",
+    ])
+    from pytest_trtbench import Input, Suite
+    from pytest_trtbench.fuzz import fuzz_seed, fuzz_targets
+
+    same = Suite(model="same.onnx", inputs=[Input("x", shape=("batch", "seq", 8))], dims={"seq": [4]}, name="test_shapes")
+    (target,) = fuzz_targets(same.cases(["onnxruntime"]), 30)
+    assert rows(pytester.path / "r.csv")[FUZZ_ID]["fuzz_seed"] == str(fuzz_seed(target, seed)) != str(fuzz_seed(target))
+
+
+def test_a_correct_model_passes_and_the_run_repeats(pytester: pytest.Pytester) -> None:
+    write_suite(pytester, buggy=False, fuzz=0)
+    first = pytester.runpytest(*FAST, "--trt-fuzz=12", "--trt-report=a.csv")  # the option overrides the suite
+    first.assert_outcomes(passed=5)
+    second = pytester.runpytest(*FAST, "--trt-fuzz=12", "--trt-report=b.csv", "-k", "fuzz")
+    second.assert_outcomes(passed=1)
+    a, b = rows(pytester.path / "a.csv")[FUZZ_ID], rows(pytester.path / "b.csv")[FUZZ_ID]
+    assert a["status"] == "pass" and a["fuzz_shapes_tried"] == "12" and a["fuzz_failing_shape"] == ""
+    assert a["reason"] == "12 shapes inside the profile, all within tolerance"
+    assert 0 <= float(a["max_abs_err"]) < 1e-4 and float(a["cosine_similarity"]) > 0.99999
+    for column in ("fuzz_seed", "max_abs_err", "mean_abs_err", "cosine_similarity"):  # same shapes, same numbers
+        assert a[column] == b[column], column
+    assert b["engine_cache"] == "hit"  # the second session reuses the cached engine: no build per shape
+    pytester.runpytest(*FAST, "--trt-fuzz=0").assert_outcomes(passed=4)
+
+
+def test_ini_key_and_bad_values(pytester: pytest.Pytester) -> None:
+    write_suite(pytester, buggy=False, fuzz=0)
+    pytester.makeini("[pytest]\ntrt_fuzz = 3\n")
+    result = pytester.runpytest(*FAST, "--trt-report=r.csv", "-k", "fuzz")
+    result.assert_outcomes(passed=1)
+    assert rows(pytester.path / "r.csv")[FUZZ_ID]["fuzz_shapes_tried"] == "3"
+    bad = pytester.runpytest(*FAST, "--trt-fuzz=-2")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(["*expected an integer >= 0, got '-2'*"])
+
+
+def test_without_a_live_reference_the_fuzz_item_is_skipped(pytester: pytest.Pytester) -> None:
+    write_suite(pytester, live=False)
+    result = pytester.runpytest(*FAST, "-k", "fuzz", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*shape fuzzing needs a live reference*golden fingerprints exist only for the listed*"])
+
+
+def test_build_only_builds_the_engine_and_runs_nothing(pytester: pytest.Pytester) -> None:
+    write_suite(pytester)
+    result = pytester.runpytest(*FAST, "--trt-build-only", "--trt-report=r.csv", "-k", "fuzz")
+    result.assert_outcomes(passed=1)
+    row = rows(pytester.path / "r.csv")[FUZZ_ID]
+    assert row["status"] == "built" and row["engine_cache"] == "built" and row["fuzz_shapes_tried"] == "0"
+
+
+def test_xdist_workers_find_the_same_shape(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    write_suite(pytester)
+    result = pytester.runpytest_subprocess(*FAST, "-n", "2", "--trt-report=r.csv")
+    result.assert_outcomes(passed=4, failed=1)
+    row = rows(pytester.path / "r.csv")[FUZZ_ID]
+    assert row["status"] == "accuracy_fail" and row["fuzz_failing_shape"] == "batch=1, seq=10 (x=1x10x8)"
+    assert not (pytester.path / ".hypothesis").exists()
+
+
+USER_TEST = '''
+from hypothesis import given, settings
+from torch import nn
+
+from pytest_trtbench import Input, Suite
+from pytest_trtbench.strategies import shapes
+
+
+def mlp():
+    return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+
+
+test_seq = Suite(model=mlp, inputs=[Input("x", shape=("batch", "seq", 8))], batch_sizes=[1, 4],
+                 dims={"seq": [4, 32]}, output_names=["y"])
+
+
+@settings(max_examples=10, deadline=None, database=None)
+@given(point=shapes(test_seq))
+def test_any_shape(point, trtbench, trt_check):
+    case = point.case("onnxruntime", "fp32")
+    entry, engine = trtbench.engine(case)
+    assert entry.key == trtbench.engine(test_seq.cases()[0])[0].key  # the listed cases' engine
+    BUILT.add(entry.key)
+    trt_check(engine.run(trtbench.inputs(case)), trtbench.reference(case), case.precision)
+    SEEN.add(point.dims)
+
+
+BUILT, SEEN = set(), set()
+
+
+def test_ten_shapes_ran_on_one_engine():
+    assert 2 <= len(SEEN) <= 10 and len(BUILT) == 1
+'''
+
+
+def test_strategy_in_a_users_own_given_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_user=USER_TEST)
+    result = pytester.runpytest(*FAST, "-k", "any_shape or ten_shapes", "-v")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*building engine test_seq onnxruntime-fp32*", "*test_any_shape PASSED*",
+                                 "*test_ten_shapes_ran_on_one_engine PASSED*"])
+    assert result.stdout.str().count("building engine") == 1
