@@ -206,3 +206,16 @@ def test_strategy_in_a_users_own_given_test(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*building engine test_seq onnxruntime-fp32*", "*test_any_shape PASSED*",
                                  "*test_ten_shapes_ran_on_one_engine PASSED*"])
     assert result.stdout.str().count("building engine") == 1
+
+
+def test_tensorrt_on_cpu_builds_the_fuzz_engine_once_and_executes_nothing(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX is not installed")
+    write_suite(pytester)
+    result = pytester.runpytest_subprocess(*FAST, "--trt-backend=tensorrt", "--trt-report=r.csv")
+    result.assert_outcomes(passed=5)  # without a CUDA device nothing runs: the shape bug can't be seen here
+    report = rows(pytester.path / "r.csv")
+    fuzz = report.pop("test_shapes[fuzz-tensorrt-fp32]")
+    assert fuzz["status"] == "built" and fuzz["reason"] == "no CUDA device: built, not executed"
+    assert fuzz["fuzz_shapes_tried"] == "0" and fuzz["engine_precisions"].startswith("fp32:")
+    assert {r["engine_key"] for r in report.values()} == {fuzz["engine_key"]}  # the listed cases' engine
+    assert "engines: 1 built" in result.stdout.str()
