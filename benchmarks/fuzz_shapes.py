@@ -74,7 +74,7 @@ def main() -> None:
                         f"| {fuzz_s:.2f} | {per_shape:.1f} |"
                     )
                     print(lines[-1], flush=True)
-    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines += ["", f"- machine: {cpu_model()}, {platform.machine()}, Python {platform.python_version()}",
               f"- command: python benchmarks/fuzz_shapes.py --examples {opts.examples} --suites {' '.join(opts.suites)}",
               f"- date: {when}"]

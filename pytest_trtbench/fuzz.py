@@ -123,6 +123,8 @@ class FuzzOutcome:
     probes: list[Probe]
     failure: Probe | None
     seed: int
+    profiles: list[ShapeProfile]
+    """The profiles drawn from: the engines' (dims the ONNX file fixes are pinned)."""
     minimal: bool = True
     """``False`` when the per-dim sweep below the failing shape ran out of its budget."""
 
@@ -270,7 +272,7 @@ def fuzz(harness: Harness, target: FuzzTarget, explore_seed: int | None = None) 
     if failing is not None:
         failing = min((p for p in prober.seen.values() if p.failed), key=Probe.size)
         failing, minimal = sweep_below(prober, failing, bounds, budget=max(target.examples, 16))
-    return FuzzOutcome(list(prober.seen.values()), failing, seed, minimal)
+    return FuzzOutcome(list(prober.seen.values()), failing, seed, profiles, minimal)
 
 
 def run_fuzz(harness: Harness, target: FuzzTarget, explore_seed: int | None = None) -> CaseResult:
@@ -311,6 +313,11 @@ def _not_fuzzed(harness: Harness, target: FuzzTarget, row: dict[str, Any]) -> tu
     from pytest_trtbench.backends import get_backend
 
     settings, suite = harness.settings, target.suite
+    try:
+        import hypothesis  # noqa: F401
+    except ImportError:
+        raise SuiteError(f"suite {suite.name} fuzzes shapes (fuzz_shapes / --trt-fuzz), which needs Hypothesis: "
+                         "pip install 'pytest-trtbench[fuzz]' (or --trt-fuzz=0)") from None
     backend = get_backend(target.backend)
     reason = backend.unsupported_reason(target.precision, settings.device)
     if reason:
@@ -320,6 +327,7 @@ def _not_fuzzed(harness: Harness, target: FuzzTarget, row: dict[str, Any]) -> tu
         return V.SKIPPED, ("shape fuzzing needs a live reference (live_reference=True): golden fingerprints "
                            "exist only for the listed shapes")
     row["reference_backend"] = model.reference.name
+    row["shapes"] = " | ".join(harness.engine_profile(anchor).label() for anchor in target.anchors)
     not_here = backend.execution_unavailable_reason(settings.device)
     execute = not (settings.build_only or not_here)
     # the listed cases' engines (same memo, same cache entries): one per profile, never one per shape

@@ -40,7 +40,7 @@ def fill_outcome(row: dict[str, Any], outcome: FuzzOutcome) -> None:
     failure = outcome.failure
     if failure is None:
         row["status"] = V.PASS
-        row["reason"] = f"{len(outcome.probes)} shapes inside the profile, all within tolerance"
+        row["reason"] = f"{_shapes(len(outcome.probes))} inside the profile, all within tolerance"
         return
     row["status"] = V.ERROR if failure.error else V.ACCURACY_FAIL
     row["fuzz_failing_shape"] = failure.draw.label()
@@ -54,10 +54,10 @@ def failure_text(target: FuzzTarget, outcome: FuzzOutcome, gpu: str, explore_see
     suite = target.suite
     failed = sum(1 for p in outcome.probes if p.failed)
     status = V.ERROR if failure.error else V.ACCURACY_FAIL
-    where = " | ".join(anchor.profile.label() for anchor in target.anchors)
+    where = " | ".join(profile.label() for profile in outcome.profiles)
     lines = [
         f"{target.case_id}: {status}",
-        f"  shape fuzzing: {len(outcome.probes)} shapes run inside {where} (Hypothesis seed {outcome.seed}), "
+        f"  shape fuzzing: {_shapes(len(outcome.probes))} run inside {where} (Hypothesis seed {outcome.seed}), "
         f"{failed} failed",
         f"  smallest failing shape: {failure.draw.label()}"
         + ("" if outcome.minimal else " (the sweep for a smaller one stopped at its budget)"),
@@ -94,6 +94,10 @@ def pin_line(draw: ShapeDraw) -> str:
     if changed:
         parts.append(f"dims={dims!r}")
     return ", ".join(parts)
+
+
+def _shapes(count: int) -> str:
+    return f"{count} shape{'' if count == 1 else 's'}"
 
 
 def _failures(probe: Probe) -> list[str]:

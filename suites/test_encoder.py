@@ -43,4 +43,5 @@ test_encoder = Suite(
     precisions=["fp32", "fp16", "int8"],
     output_names=["hidden"],
     tolerances={"int8": Tolerance(atol=None, min_cosine=0.95)},
+    fuzz_shapes=20,  # + test_encoder[fuzz-onnxruntime-fp32] etc.: 20 (batch, seq) pairs inside 1..4 x 16..64
 )

@@ -164,48 +164,34 @@ def test_xdist_workers_find_the_same_shape(pytester: pytest.Pytester) -> None:
     assert not (pytester.path / ".hypothesis").exists()
 
 
-USER_TEST = '''
-from hypothesis import given, settings
-from torch import nn
-
-from pytest_trtbench import Input, Suite
-from pytest_trtbench.strategies import shapes
-
-
-def mlp():
-    return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+def readme_example() -> str:
+    """The complete test module the README shows under ``<!-- fuzz-example -->``."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = text.split("<!-- fuzz-example -->", 1)[1]
+    return block.split("```python\n", 1)[1].split("```", 1)[0]
 
 
-test_seq = Suite(model=mlp, inputs=[Input("x", shape=("batch", "seq", 8))], batch_sizes=[1, 4],
-                 dims={"seq": [4, 32]}, output_names=["y"])
+def test_the_readme_example_runs_the_strategy_in_a_users_own_given_test(pytester: pytest.Pytester) -> None:
+    example = readme_example()
+    # count the shapes the user's test sees and the engines it gets (the README doesn't need to)
+    probe = "    SEEN.add(point.dims)\n    KEYS.add(entry.key)\n\n\nSEEN, KEYS = set(), set()\n\n\n" + (
+        "def test_zz_after():\n    assert 2 <= len(SEEN) <= 25 and len(KEYS) == 1\n")
+    pytester.makepyfile(test_user=example + probe)
+    result = pytester.runpytest(*FAST, "-v", "--trt-report=r.csv")
+    result.assert_outcomes(passed=7)  # 4 listed cases, the fuzz item, the user's @given test, the counter
+    result.stdout.fnmatch_lines(["*test_user.py::test_any_shape PASSED*", "*test_user.py::test_zz_after PASSED*"])
+    assert result.stdout.str().count("building engine") == 1  # cases, fuzz item and @given test share one engine
+    row = rows(pytester.path / "r.csv")["test_tagger[fuzz-onnxruntime-fp32]"]
+    assert row["status"] == "pass" and row["fuzz_shapes_tried"] == "50"
 
 
-@settings(max_examples=10, deadline=None, database=None)
-@given(point=shapes(test_seq))
-def test_any_shape(point, trtbench, trt_check):
-    case = point.case("onnxruntime", "fp32")
-    entry, engine = trtbench.engine(case)
-    assert entry.key == trtbench.engine(test_seq.cases()[0])[0].key  # the listed cases' engine
-    BUILT.add(entry.key)
-    trt_check(engine.run(trtbench.inputs(case)), trtbench.reference(case), case.precision)
-    SEEN.add(point.dims)
-
-
-BUILT, SEEN = set(), set()
-
-
-def test_ten_shapes_ran_on_one_engine():
-    assert 2 <= len(SEEN) <= 10 and len(BUILT) == 1
-'''
-
-
-def test_strategy_in_a_users_own_given_test(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_user=USER_TEST)
-    result = pytester.runpytest(*FAST, "-k", "any_shape or ten_shapes", "-v")
-    result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(["*building engine test_seq onnxruntime-fp32*", "*test_any_shape PASSED*",
-                                 "*test_ten_shapes_ran_on_one_engine PASSED*"])
-    assert result.stdout.str().count("building engine") == 1
+def test_without_hypothesis_the_fuzz_item_says_what_to_install(pytester: pytest.Pytester) -> None:
+    write_suite(pytester, buggy=False)
+    pytester.makeconftest("import sys\nsys.modules['hypothesis'] = None  # as if not installed\n")
+    result = pytester.runpytest_subprocess(*FAST, "-p", "no:hypothesispytest", "-k", "fuzz")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["test_shapes?fuzz-onnxruntime-fp32?: error", "*fuzzes shapes (fuzz_shapes / "
+                                 "--trt-fuzz), which needs Hypothesis: pip install 'pytest-trtbench?fuzz?' (or*"])
 
 
 def test_tensorrt_on_cpu_builds_the_fuzz_engine_once_and_executes_nothing(pytester: pytest.Pytester) -> None:
