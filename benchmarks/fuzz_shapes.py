@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib.util
+import os
 import platform
 import sys
 import tempfile
@@ -75,7 +76,9 @@ def main() -> None:
                     )
                     print(lines[-1], flush=True)
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    lines += ["", f"- machine: {cpu_model()}, {platform.machine()}, Python {platform.python_version()}",
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    lines += ["", f"- machine: {cpu_model()}, {os.cpu_count()} vCPUs, {platform.machine()}, Python "
+              f"{platform.python_version()}; load average at the end {load} (shared machine: timings swing 2x)",
               f"- command: python benchmarks/fuzz_shapes.py --examples {opts.examples} --suites {' '.join(opts.suites)}",
               f"- date: {when}"]
     print("\n".join(lines[-3:]))
