@@ -12,7 +12,12 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
+
+from pytest_trtbench.regression import BlockSummary, update_history
+
+if TYPE_CHECKING:
+    from pytest_trtbench.outcome import CaseOutcome
 
 SCHEMA_VERSION = 2
 UPDATE_COMMAND = "pytest {target} --trt-gpu={gpu} --trt-update-baselines"
@@ -97,6 +102,30 @@ def write_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def make_entry(
+    outcome: CaseOutcome, *, golden: Mapping[str, Any] | None, old: Mapping[str, Any] | None, history: int,
+    environment: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The baseline entry for a measured case: its accuracy metrics, latency summary with the block history
+    (the old entry's runs, kept only if recorded on the same device), golden fingerprints (*golden*, or the
+    old entry's where no reference ran) and the environment."""
+    old = old or {}
+    if outcome.latency is None:
+        raise ValueError(f"{outcome.case.case_id}: no latency measured, nothing to record")
+    old_runs = [[BlockSummary.from_json(b) for b in run] for run in (old.get("latency") or {}).get("runs", [])]
+    same_machine = old.get("environment", {}).get("device_name") == outcome.case.device_name
+    runs = update_history(old_runs if same_machine else [], list(outcome.latency.blocks), history)
+    return {
+        "accuracy": {"outputs": {c.name: c.metrics() for c in outcome.comparisons}},
+        "latency": {**outcome.latency.stats(), "runs": [[b.to_json() for b in run] for run in runs]},
+        "golden": {"outputs": golden if golden is not None else old.get("golden", {}).get("outputs", {})},
+        "reference": {"backend": outcome.reference_backend, "latency_ms_median": outcome.reference_latency_ms},
+        "engine": {"precisions": outcome.engine.precisions_label(), "build_s": outcome.engine.build_s},
+        "environment": dict(environment),
+        "shapes": outcome.case.shapes,
+    }
 
 
 def update_baselines(path: Path, suite: str, entries: Mapping[str, Mapping[str, Any]]) -> None:

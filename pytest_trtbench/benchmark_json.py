@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Generator, Iterable
 import pytest
 
 if TYPE_CHECKING:
-    from pytest_trtbench.runner import CaseResult
+    from pytest_trtbench.outcome import CaseOutcome
 
 _S_PER_MS = 1e-3
 _TIMERS = {"cuda-graph": "torch.cuda.Event (CUDA graph replay)", "cuda-events": "torch.cuda.Event",
@@ -50,11 +50,13 @@ def _finite(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def benchmark_entry(result: CaseResult) -> dict[str, Any] | None:
+def benchmark_entry(result: CaseOutcome) -> dict[str, Any] | None:
     """One pytest-benchmark JSON entry for a measured case; ``None`` for a case without latency."""
-    lat, row = result.latency, result.row
-    if not lat or not lat.get("rounds"):
+    from pytest_trtbench.report import row as report_row
+
+    if result.latency is None or not result.latency.distribution.get("rounds"):
         return None
+    lat, row, case = result.latency.distribution, report_row(result), result.case
     sec = {k[: -len("_ms")]: lat[k] * _S_PER_MS for k in
            ("min_ms", "max_ms", "mean_ms", "std_ms", "median_ms", "q1_ms", "q3_ms", "ld15iqr_ms", "hd15iqr_ms", "total_ms")}
     stats = {
@@ -65,36 +67,34 @@ def benchmark_entry(result: CaseResult) -> dict[str, Any] | None:
         "ld15iqr": sec["ld15iqr"], "hd15iqr": sec["hd15iqr"],
         "ops": lat["rounds"] / sec["total"] if sec["total"] > 0 else 0.0, "total": sec["total"], "iterations": 1,
     }
-    case_id = str(row["case_id"])
-    param = case_id.split("[", 1)[1].rstrip("]") if "[" in case_id else ""
     extra = {
-        "source": "pytest-trtbench", "timing_method": lat.get("method", row.get("timing_method")),
-        "block_medians_ms": lat.get("block_medians_ms", []), "status": row.get("status"), "gpu": row.get("gpu"),
-        "device_name": row.get("device_name"), "batch_size": row.get("batch_size"),
-        "throughput_qps": row.get("throughput_qps"), "enqueue_ms_median": lat.get("enqueue_ms_median"),
+        "source": "pytest-trtbench", "timing_method": result.latency.method,
+        "block_medians_ms": [b.median_ms for b in result.latency.blocks], "status": result.status, "gpu": case.gpu,
+        "device_name": case.device_name, "batch_size": case.batch_size,
+        "throughput_qps": row.get("throughput_qps"), "enqueue_ms_median": result.latency.enqueue_ms_median,
         "energy_j_per_inference": row.get("energy_j_per_inference"), "mean_power_w": row.get("mean_power_w"),
         "gpu_clock_mhz_start": row.get("gpu_clock_mhz_start"), "gpu_clock_mhz_end": row.get("gpu_clock_mhz_end"),
-        "gpu_temp_c_end": row.get("gpu_temp_c_end"), "notes": lat.get("notes", []),
+        "gpu_temp_c_end": row.get("gpu_temp_c_end"), "notes": list(result.latency.notes),
     }
     return {
-        "group": row.get("suite"),
-        "name": case_id,
-        "fullname": result.nodeid or case_id,
-        "params": {"backend": row.get("backend"), "precision": row.get("precision"),
-                   "batch_size": row.get("batch_size"), "shapes": row.get("shapes")},
-        "param": param,
+        "group": case.suite,
+        "name": case.case_id,
+        "fullname": result.nodeid or case.case_id,
+        "params": {"backend": case.backend, "precision": case.precision,
+                   "batch_size": case.batch_size, "shapes": case.shapes},
+        "param": case.param_id,
         "extra_info": {k: _finite(v) for k, v in extra.items()},
-        "options": {"timer": _TIMERS.get(str(lat.get("method")), str(lat.get("method"))), "disable_gc": False,
+        "options": {"timer": _TIMERS.get(result.latency.method, result.latency.method), "disable_gc": False,
                     "min_rounds": None, "max_time": None, "min_time": None, "warmup": True},
         "stats": stats,
     }
 
 
-def benchmark_entries(results: Iterable[CaseResult]) -> list[dict[str, Any]]:
+def benchmark_entries(results: Iterable[CaseOutcome]) -> list[dict[str, Any]]:
     return [e for e in (benchmark_entry(r) for r in results) if e is not None]
 
 
-def _results(config: pytest.Config) -> list[CaseResult]:
+def _results(config: pytest.Config) -> list[CaseOutcome]:
     from pytest_trtbench.plugin import plugin_key
 
     plugin = config.stash.get(plugin_key, None)

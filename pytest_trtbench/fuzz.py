@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
@@ -29,9 +29,11 @@ if TYPE_CHECKING:
 
     from pytest_trtbench.backends.base import Engine
     from pytest_trtbench.compare import OutputComparison
+    from pytest_trtbench.outcome import CaseOutcome
     from pytest_trtbench.profile import ShapeProfile
-    from pytest_trtbench.runner import CaseResult, Harness
+    from pytest_trtbench.runner import Harness
     from pytest_trtbench.strategies import ShapeDraw
+    from pytest_trtbench.verdict import Verdict
 
 EXAMPLES_PER_SHAPE = 3
 """Hypothesis examples allowed per requested shape: it may draw a shape twice (the Prober runs each once)."""
@@ -275,42 +277,37 @@ def fuzz(harness: Harness, target: FuzzTarget, explore_seed: int | None = None) 
     return FuzzOutcome(list(prober.seen.values()), failing, seed, profiles, minimal)
 
 
-def run_fuzz(harness: Harness, target: FuzzTarget, explore_seed: int | None = None) -> CaseResult:
-    """The fuzz test's result, shaped like a case's: one report row and, on failure, the text.
+def run_fuzz(harness: Harness, target: FuzzTarget, explore_seed: int | None = None) -> CaseOutcome:
+    """The fuzz test's result, shaped like a case's: an outcome (one report row) and, on failure, the text.
 
     ``skipped`` where the backend can't build the precision or there is no live reference (golden
     fingerprints exist only for listed shapes), ``built`` where the engine can't run here (as for cases),
     else ``pass``, ``accuracy_fail`` (the smallest failing shape) or ``error`` (a shape that did not run)."""
-    from pytest_trtbench import verdict as V
     from pytest_trtbench.backends.base import BackendError
-    from pytest_trtbench.fuzz_report import failure_text, fill_outcome, fuzz_row
-    from pytest_trtbench.runner import CaseResult
+    from pytest_trtbench.fuzz_report import failure_text, fuzz_result, fuzz_start
+    from pytest_trtbench.pipeline import innermost_frame
 
-    anchor = target.anchors[0]
-    row = fuzz_row(harness._row(anchor), target, fuzz_seed(target, explore_seed))
-    result = CaseResult(row, None, str(harness.baseline_file(anchor)))
+    outcome = fuzz_start(harness, target, fuzz_seed(target, explore_seed))
     try:
-        gated = _not_fuzzed(harness, target, row)
+        outcome, gated = _not_fuzzed(harness, target, outcome)
         if gated is not None:
-            row["status"], row["reason"] = gated
-            return result
-        outcome = fuzz(harness, target, explore_seed)
-        fill_outcome(row, outcome)
-        if outcome.failure is not None:
-            result.message = failure_text(target, outcome, harness.settings.device.gpu, explore_seed)
+            return replace(outcome, verdict=gated)
+        found = fuzz(harness, target, explore_seed)
+        outcome = fuzz_result(outcome, found)
+        if found.failure is not None:
+            outcome = replace(outcome, message=failure_text(target, found, harness.settings.device.gpu, explore_seed))
     except (BackendError, SuiteError) as exc:
-        row["status"], row["reason"] = V.ERROR, str(exc)
+        return outcome.with_error(str(exc))
     except Exception as exc:  # a library failing deep inside: this test's error, not a traceback
-        row["status"], row["reason"] = V.ERROR, f"{type(exc).__name__}: {exc} (in {_innermost_frame(exc)})"
-    if row["status"] == V.ERROR and not result.message:
-        result.message = f"{target.case_id}: error\n  {row['reason']}"
-    return result
+        return outcome.with_error(f"{type(exc).__name__}: {exc} (in {innermost_frame(exc)})")
+    return outcome
 
 
-def _not_fuzzed(harness: Harness, target: FuzzTarget, row: dict[str, Any]) -> tuple[str, str] | None:
-    """``(status, reason)`` when the target is skipped or only built; fills the engine columns."""
+def _not_fuzzed(harness: Harness, target: FuzzTarget, outcome: CaseOutcome) -> tuple[CaseOutcome, Verdict | None]:
+    """The outcome with the reference and the engines filled in, and the verdict when the target is
+    skipped or only built (``None`` when it is to be fuzzed)."""
     from pytest_trtbench import verdict as V
-    from pytest_trtbench.backends import get_backend
+    from pytest_trtbench.outcome import EngineInfo
 
     settings, suite = harness.settings, target.suite
     try:
@@ -318,35 +315,28 @@ def _not_fuzzed(harness: Harness, target: FuzzTarget, row: dict[str, Any]) -> tu
     except ImportError:
         raise SuiteError(f"suite {suite.name} fuzzes shapes (fuzz_shapes / --trt-fuzz), which needs Hypothesis: "
                          "pip install 'pytest-trtbench[fuzz]' (or --trt-fuzz=0)") from None
-    backend = get_backend(target.backend)
+    backend = harness.backend(target.anchors[0])
     reason = backend.unsupported_reason(target.precision, settings.device)
     if reason:
-        return V.SKIPPED, reason
+        return outcome, V.Verdict(V.SKIPPED, reason)
     model = harness.model(suite)
     if model.reference is None or not suite.live_reference:
-        return V.SKIPPED, ("shape fuzzing needs a live reference (live_reference=True): golden fingerprints "
-                           "exist only for the listed shapes")
-    row["reference_backend"] = model.reference.name
-    row["shapes"] = " | ".join(harness.engine_profile(anchor).label() for anchor in target.anchors)
+        return outcome, V.Verdict(V.SKIPPED, "shape fuzzing needs a live reference (live_reference=True): golden "
+                                  "fingerprints exist only for the listed shapes")
+    shapes = " | ".join(harness.engine_profile(anchor).label() for anchor in target.anchors)
+    outcome = replace(outcome, reference_backend=model.reference.name, case=replace(outcome.case, shapes=shapes))
     not_here = backend.execution_unavailable_reason(settings.device)
     execute = not (settings.build_only or not_here)
     # the listed cases' engines (same memo, same cache entries): one per profile, never one per shape
-    entries = [harness._engine(anchor, load=execute)[0] for anchor in target.anchors]
-    row["engine_cache"], row["build_s"] = entries[0].status, sum(e.build_s for e in entries)
-    row["engine_key"] = ",".join(e.key for e in entries)
-    precisions = entries[0].metadata.get("backend", {}).get("engine_precisions")
-    if precisions:
-        row["engine_precisions"] = ",".join(f"{k}:{v}" for k, v in sorted(precisions.items()))
+    entries = [harness.engine_entry(anchor, load=execute)[0] for anchor in target.anchors]
+    precisions = entries[0].metadata.get("backend", {}).get("engine_precisions") or {}
+    outcome = replace(outcome, engine=EngineInfo(
+        cache=entries[0].status, build_s=sum(e.build_s for e in entries), key=",".join(e.key for e in entries),
+        precisions=dict(precisions),
+    ))
     if not execute:
-        return V.BUILT, not_here or "--trt-build-only: built, not executed"
-    return None
-
-
-def _innermost_frame(exc: BaseException) -> str:
-    import traceback
-
-    frames = traceback.extract_tb(exc.__traceback__)
-    return f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else "?"
+        return outcome, V.Verdict(V.BUILT, not_here or "--trt-build-only: built, not executed")
+    return outcome, None
 
 
 def _one_of(strategies: list[SearchStrategy[ShapeDraw]]) -> SearchStrategy[ShapeDraw]:

@@ -1,50 +1,50 @@
 """A fuzz run as the report sees it: one row per fuzz test, and the failure text with the line that pins
-the failing shape as a listed case. Pure formatting over :class:`pytest_trtbench.fuzz.FuzzOutcome`."""
+the failing shape as a listed case. Pure formatting over :class:`pytest_trtbench.fuzz.FuzzOutcome`, into the
+fuzz test's :class:`~pytest_trtbench.outcome.CaseOutcome` (whose row :mod:`pytest_trtbench.report` makes)."""
 from __future__ import annotations
 
-import math
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from pytest_trtbench import verdict as V
 
 if TYPE_CHECKING:
     from pytest_trtbench.compare import OutputComparison
     from pytest_trtbench.fuzz import FuzzOutcome, FuzzTarget, Probe
+    from pytest_trtbench.outcome import CaseOutcome
+    from pytest_trtbench.runner import Harness
     from pytest_trtbench.strategies import ShapeDraw
 
-def fuzz_row(base: dict[str, Any], target: FuzzTarget, seed: int) -> dict[str, Any]:
-    """*base* (a case row of the target's first listed case) turned into the fuzz test's row: its id, no
-    batch size, the profiles drawn from as ``shapes``, and the columns only fuzz rows fill (see
-    :data:`pytest_trtbench.report.REPORT_COLUMNS`): distinct shapes run, the smallest failing shape
+def fuzz_start(harness: Harness, target: FuzzTarget, seed: int) -> CaseOutcome:
+    """The fuzz test's outcome before it runs: the first listed case's identity with the fuzz test's id, no
+    batch size, the profiles drawn from as ``shapes``, and the fuzz columns (see
+    :data:`pytest_trtbench.report.COLUMNS`): distinct shapes run, the smallest failing shape
     (``batch=1, seq=10 (input_ids=1x10)``), the Hypothesis seed."""
-    row = dict(base)
-    row.update({
-        "case_id": target.case_id, "batch_size": math.nan,
-        "shapes": " | ".join(anchor.profile.label() for anchor in target.anchors),
-        "fuzz_shapes_tried": 0, "fuzz_failing_shape": "", "fuzz_seed": seed,
-    })
-    return row
+    from pytest_trtbench.outcome import CaseOutcome, FuzzSummary
+    from pytest_trtbench.pipeline import case_info
+
+    anchor = target.anchors[0]
+    info = replace(
+        case_info(anchor, harness.settings), case_id=target.case_id, param_id=target.param_id, batch_size=None,
+        shapes=" | ".join(a.profile.label() for a in target.anchors),
+    )
+    return CaseOutcome(info, str(harness.baseline_file(anchor)), fuzz=FuzzSummary(seed))
 
 
-def fill_outcome(row: dict[str, Any], outcome: FuzzOutcome) -> None:
-    """Status, reason, shapes tried, the failing shape, and the worst metric over every shape run."""
-    row["fuzz_shapes_tried"] = len(outcome.probes)
-    comparisons = [c for p in outcome.probes for c in p.comparisons]
-    if comparisons:
-        row["max_abs_err"] = max(c.max_abs_err for c in comparisons)
-        row["max_rel_err"] = max(c.max_rel_err for c in comparisons)
-        row["mean_abs_err"] = max(c.mean_abs_err for c in comparisons)
-        row["cosine_similarity"] = min(c.cosine_similarity for c in comparisons)
-        top1 = [c.top1_agreement for c in comparisons if c.top1_agreement is not None]
-        row["top1_agreement"] = min(top1) if top1 else math.nan
-    failure = outcome.failure
+def fuzz_result(outcome: CaseOutcome, found: FuzzOutcome) -> CaseOutcome:
+    """Verdict, reason, shapes tried, the failing shape, and every shape's comparisons (the row shows the
+    worst metric over them)."""
+    assert outcome.fuzz is not None
+    comparisons = tuple(c for p in found.probes for c in p.comparisons)
+    summary = replace(outcome.fuzz, shapes_tried=len(found.probes))
+    failure = found.failure
     if failure is None:
-        row["status"] = V.PASS
-        row["reason"] = f"{_shapes(len(outcome.probes))} inside the profile, all within tolerance"
-        return
-    row["status"] = V.ERROR if failure.error else V.ACCURACY_FAIL
-    row["fuzz_failing_shape"] = failure.draw.label()
-    row["reason"] = f"fails at {failure.draw.label()}: " + "; ".join(_failures(failure))
+        verdict = V.Verdict(V.PASS, f"{_shapes(len(found.probes))} inside the profile, all within tolerance")
+    else:
+        summary = replace(summary, failing_shape=failure.draw.label())
+        verdict = V.Verdict(V.ERROR if failure.error else V.ACCURACY_FAIL,
+                            f"fails at {failure.draw.label()}: " + "; ".join(_failures(failure)))
+    return replace(outcome, verdict=verdict, comparisons=comparisons, fuzz=summary)
 
 
 def failure_text(target: FuzzTarget, outcome: FuzzOutcome, gpu: str, explore_seed: int | None) -> str:

@@ -14,35 +14,17 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Sequence
 
+from pytest_trtbench.report import COLUMNS
+from pytest_trtbench.verdict import FAILING as FAILING_STATUSES
+from pytest_trtbench.verdict import VERDICTS as STATUSES
+
 if TYPE_CHECKING:
     import pandas as pd
 
-TEXT_COLUMNS = (
-    "case_id", "suite", "model", "backend", "precision", "shapes", "gpu", "device_name",
-    "status", "reason", "reference_backend", "engine_cache",
-)
-NUMERIC_COLUMNS = (
-    "batch_size", "latency_ms_median", "latency_ms_p90", "latency_ms_p99", "latency_cov_pct",
-    "throughput_qps", "baseline_latency_ms_median", "latency_change_pct",
-    "reference_latency_ms_median", "speedup_vs_reference", "max_abs_err", "max_rel_err",
-    "cosine_similarity", "build_s",
-)
-REQUIRED_COLUMNS = (
-    "case_id", "suite", "model", "backend", "precision", "batch_size", "shapes", "gpu",
-    "device_name", "status", "reason", "latency_ms_median", "latency_ms_p90", "latency_ms_p99",
-    "latency_cov_pct", "throughput_qps", "baseline_latency_ms_median", "latency_change_pct",
-    "reference_backend", "reference_latency_ms_median", "speedup_vs_reference", "max_abs_err",
-    "max_rel_err", "cosine_similarity", "engine_cache", "build_s",
-)
+REQUIRED_COLUMNS = tuple(c.name for c in COLUMNS if c.required)
 """Every report has these, in this order (the order merged reports are written in)."""
-OPTIONAL_TEXT_COLUMNS = ("engine_precisions",)
-OPTIONAL_NUMERIC_COLUMNS = ("energy_j_per_inference", "mean_power_w")
-
-STATUSES = (
-    "pass", "new", "improved", "accuracy_fail", "accuracy_regression", "latency_regression",
-    "error", "skipped", "built",
-)
-FAILING_STATUSES = frozenset({"accuracy_fail", "accuracy_regression", "latency_regression", "error"})
+TEXT_COLUMNS = tuple(c.name for c in COLUMNS if c.kind == "text")
+NUMERIC_COLUMNS = tuple(c.name for c in COLUMNS if c.kind != "text")
 
 KEY = ["case_id", "gpu"]
 """One row per case and GPU in a merged report."""
@@ -66,8 +48,8 @@ def read_report(path: Path, required: Sequence[str] = REQUIRED_COLUMNS) -> pd.Da
     import pandas as pd
 
     path = Path(path)
-    text_columns = set(TEXT_COLUMNS) | set(OPTIONAL_TEXT_COLUMNS)
-    numeric_columns = set(NUMERIC_COLUMNS) | set(OPTIONAL_NUMERIC_COLUMNS)
+    text_columns = set(TEXT_COLUMNS)
+    numeric_columns = set(NUMERIC_COLUMNS)
     try:
         frame = pd.read_csv(
             path,

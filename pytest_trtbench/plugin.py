@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import pytest
 
 from pytest_trtbench.suite import Case, Suite
+from pytest_trtbench.verdict import SKIPPED
 
 if TYPE_CHECKING:
     from pytest_trtbench.fuzz import FuzzTarget
-    from pytest_trtbench.runner import CaseResult, Harness, Settings
+    from pytest_trtbench.outcome import CaseOutcome
+    from pytest_trtbench.runner import Harness
+    from pytest_trtbench.settings import Settings
 
 GPU = "--trt-gpu"
 BACKEND = "--trt-backend"
@@ -257,13 +261,13 @@ class CaseItem(pytest.Item):
     def runtest(self) -> None:
         result = self._result(self.config.stash[plugin_key])
         self.user_properties.append((USER_PROPERTY, json.dumps(result.to_json(), allow_nan=True)))
-        if result.status == "skipped":
+        if result.status == SKIPPED:
             # reported at the suite's location, as pytest does for skip markers
-            raise pytest.skip.Exception(result.row["reason"], _use_item_location=True)
-        if result.message and result.status in ("accuracy_fail", "accuracy_regression", "latency_regression", "error"):
+            raise pytest.skip.Exception(result.reason, _use_item_location=True)
+        if result.message and result.failed:
             raise CaseFailed(result.message)
 
-    def _result(self, plugin: TrtBenchPlugin) -> CaseResult:
+    def _result(self, plugin: TrtBenchPlugin) -> CaseOutcome:
         return plugin.harness().run_case(self.case)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
@@ -284,7 +288,7 @@ class FuzzItem(CaseItem):
         self.target = target
         self.keywords["fuzz"] = True
 
-    def _result(self, plugin: TrtBenchPlugin) -> CaseResult:
+    def _result(self, plugin: TrtBenchPlugin) -> CaseOutcome:
         from pytest_trtbench.fuzz import run_fuzz
 
         return run_fuzz(plugin.harness(), self.target, _get(self.config, FUZZ_SEED))
@@ -295,7 +299,7 @@ class TrtBenchPlugin:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.results: list[CaseResult] = []
+        self.results: list[CaseOutcome] = []
         self._harness: Harness | None = None
         self._settings: Settings | None = None
         self.is_worker = hasattr(config, "workerinput")
@@ -307,7 +311,7 @@ class TrtBenchPlugin:
         if self._settings is None:
             from pytest_trtbench.device import GpuSelectionError, resolve_device
             from pytest_trtbench.measure import TimingConfig
-            from pytest_trtbench.runner import Settings
+            from pytest_trtbench.settings import Settings
 
             config = self.config
             build_only = bool(_get(config, BUILD_ONLY))
@@ -366,14 +370,15 @@ class TrtBenchPlugin:
             return
         for name, value in report.user_properties:
             if name == USER_PROPERTY:
-                from pytest_trtbench.runner import CaseResult
+                from pytest_trtbench.outcome import CaseOutcome
 
-                result = CaseResult.from_json(json.loads(str(value)))
-                result.nodeid = report.nodeid
-                self.results.append(result)
+                result = CaseOutcome.from_json(json.loads(str(value)))
+                self.results.append(replace(result, nodeid=report.nodeid))
 
     def rows(self) -> list[dict[str, Any]]:
-        return [r.row for r in self.results]
+        from pytest_trtbench.report import row
+
+        return [row(r) for r in self.results]
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.is_worker or not self.results:
@@ -398,9 +403,8 @@ class TrtBenchPlugin:
         per_file: dict[tuple[str, str], dict[str, Any]] = {}
         for result in self.results:
             if result.baseline_entry is not None:
-                key = (result.baseline_file, str(result.row["suite"]))
-                param_id = str(result.row["case_id"]).split("[", 1)[1].rstrip("]")
-                per_file.setdefault(key, {})[param_id] = result.baseline_entry
+                key = (result.baseline_file, result.case.suite)
+                per_file.setdefault(key, {})[result.case.param_id] = result.baseline_entry
         for (path, suite), entries in sorted(per_file.items()):
             update_baselines(Path(path), suite, entries)
         self.written_baselines = sorted(path for path, _ in per_file)

@@ -1,21 +1,140 @@
-"""The CSV report (pandas), the terminal summary table and its markdown twin."""
+"""The report: the one column schema, the CSV (pandas), the terminal table, its markdown twin, the failure text.
+
+A report row is a view of a :class:`~pytest_trtbench.outcome.CaseOutcome`: :data:`COLUMNS` says, per column,
+its name, whether it is text or a number, whether every report must have it (what ``merge`` requires) and
+how it is read off the outcome. ``merge.py`` reads reports with the same schema.
+"""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Sequence
 
-REPORT_COLUMNS = [
-    "case_id", "suite", "model", "backend", "precision", "batch_size", "shapes", "gpu", "device_name",
-    "status", "reason", "latency_ms_median", "latency_ms_p90", "latency_ms_p99", "latency_cov_pct",
-    "throughput_qps", "baseline_latency_ms_median", "latency_change_pct", "latency_confidence",
-    "reference_backend", "reference_latency_ms_median", "speedup_vs_reference", "max_abs_err", "max_rel_err",
-    "mean_abs_err", "cosine_similarity", "top1_agreement", "engine_cache", "build_s", "engine_key", "engine_precisions",
-    "timing_method", "enqueue_ms_median", "energy_j_per_inference", "mean_power_w", "gpu_clock_mhz_start",
-    "gpu_clock_mhz_end", "gpu_temp_c_end", "fuzz_shapes_tried", "fuzz_failing_shape", "fuzz_seed",
-]
+from pytest_trtbench import verdict as V
 
-INTEGER_COLUMNS = ("batch_size", "fuzz_shapes_tried", "fuzz_seed")
+if TYPE_CHECKING:
+    from pytest_trtbench.outcome import CaseOutcome
+
+NAN = math.nan
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: Literal["text", "number", "integer"]
+    value: Callable[[CaseOutcome], Any]
+    required: bool = False
+    """Every report has it: ``merge`` refuses a file without it. Columns added later are optional, so
+    reports written by older versions still merge."""
+
+
+def _lat(field: str) -> Callable[[CaseOutcome], Any]:
+    return lambda o: getattr(o.latency, field) if o.latency is not None else NAN
+
+
+def _telemetry(key: str) -> Callable[[CaseOutcome], Any]:
+    def value(o: CaseOutcome) -> Any:
+        got = o.latency.telemetry.get(key) if o.latency is not None else None
+        return NAN if got is None else got
+
+    return value
+
+
+def _worst(field: str, pick: Callable[[list[float]], float]) -> Callable[[CaseOutcome], float]:
+    """The worst value of *field* over the outputs (*pick* is ``max`` for errors, ``min`` for similarities)."""
+    def value(o: CaseOutcome) -> float:
+        values = [getattr(c, field) for c in o.comparisons if getattr(c, field) is not None]
+        return pick(values) if values else NAN
+
+    return value
+
+
+def _speedup(o: CaseOutcome) -> float:
+    median = o.latency.median_ms if o.latency is not None else NAN
+    return o.reference_latency_ms / median if o.reference_latency_ms > 0 and median > 0 else NAN
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("case_id", "text", lambda o: o.case.case_id, True),
+    Column("suite", "text", lambda o: o.case.suite, True),
+    Column("model", "text", lambda o: o.case.model, True),
+    Column("backend", "text", lambda o: o.case.backend, True),
+    Column("precision", "text", lambda o: o.case.precision, True),
+    Column("batch_size", "integer", lambda o: NAN if o.case.batch_size is None else o.case.batch_size, True),
+    Column("shapes", "text", lambda o: o.case.shapes, True),
+    Column("gpu", "text", lambda o: o.case.gpu, True),
+    Column("device_name", "text", lambda o: o.case.device_name, True),
+    Column("status", "text", lambda o: o.status, True),
+    Column("reason", "text", lambda o: o.reason, True),
+    Column("latency_ms_median", "number", _lat("median_ms"), True),
+    Column("latency_ms_p90", "number", _lat("p90_ms"), True),
+    Column("latency_ms_p99", "number", _lat("p99_ms"), True),
+    Column("latency_cov_pct", "number", _lat("cov_pct"), True),
+    Column("throughput_qps", "number", _lat("throughput_qps"), True),
+    Column("baseline_latency_ms_median", "number", lambda o: o.latency_check.baseline_ms, True),
+    Column("latency_change_pct", "number", lambda o: o.latency_check.change_pct, True),
+    Column("latency_confidence", "number", lambda o: o.latency_check.confidence),
+    Column("reference_backend", "text", lambda o: o.reference_backend, True),
+    Column("reference_latency_ms_median", "number", lambda o: o.reference_latency_ms, True),
+    Column("speedup_vs_reference", "number", _speedup, True),
+    Column("max_abs_err", "number", _worst("max_abs_err", max), True),
+    Column("max_rel_err", "number", _worst("max_rel_err", max), True),
+    Column("mean_abs_err", "number", _worst("mean_abs_err", max)),
+    Column("cosine_similarity", "number", _worst("cosine_similarity", min), True),
+    Column("top1_agreement", "number", _worst("top1_agreement", min)),
+    Column("engine_cache", "text", lambda o: o.engine.cache, True),
+    Column("build_s", "number", lambda o: o.engine.build_s, True),
+    Column("engine_key", "text", lambda o: o.engine.key),
+    Column("engine_precisions", "text", lambda o: o.engine.precisions_label()),
+    Column("timing_method", "text", lambda o: o.latency.method if o.latency is not None else ""),
+    Column("enqueue_ms_median", "number", _lat("enqueue_ms_median")),
+    Column("energy_j_per_inference", "number", _telemetry("energy_j_per_inference")),
+    Column("mean_power_w", "number", _telemetry("mean_power_w")),
+    Column("gpu_clock_mhz_start", "number", _telemetry("gpu_clock_mhz_start")),
+    Column("gpu_clock_mhz_end", "number", _telemetry("gpu_clock_mhz_end")),
+    Column("gpu_temp_c_end", "number", _telemetry("gpu_temp_c_end")),
+    Column("fuzz_shapes_tried", "integer", lambda o: o.fuzz.shapes_tried if o.fuzz is not None else NAN),
+    Column("fuzz_failing_shape", "text", lambda o: o.fuzz.failing_shape if o.fuzz is not None else ""),
+    Column("fuzz_seed", "integer", lambda o: o.fuzz.seed if o.fuzz is not None else NAN),
+)
+"""The report's columns, in CSV order. A new metric: a field on the outcome and one line here."""
+
+REPORT_COLUMNS = [c.name for c in COLUMNS]
+
+
+def row(outcome: CaseOutcome) -> dict[str, Any]:
+    """The outcome as one report row, keyed and ordered by :data:`COLUMNS`."""
+    return {c.name: c.value(outcome) for c in COLUMNS}
+
+
+def failure_text(outcome: CaseOutcome) -> str:
+    """What a failing case's test reports: the verdict, per-output statistics, the latency numbers for a
+    latency regression, the baseline file and the command that updates it."""
+    case, check = outcome.case, outcome.latency_check
+    lines = [f"{case.case_id}: {outcome.status}", f"  {outcome.reason}"]
+    for c in outcome.comparisons:
+        top1 = "" if c.top1_agreement is None else f", top-1 {100 * c.top1_agreement:.2f} %"
+        lines.append(
+            f"  output {c.name}: max abs err {c.max_abs_err:.4g}, max rel err {c.max_rel_err:.4g}, "
+            f"mean abs err {c.mean_abs_err:.4g}, cosine {c.cosine_similarity:.6f}{top1}, "
+            f"mismatches {c.mismatches} / {c.total}, non-finite {c.nonfinite}"
+        )
+    if outcome.status == V.LATENCY_REGRESSION and outcome.latency is not None:
+        lines.append(
+            f"  latency: median {outcome.latency.median_ms:.4f} ms vs baseline {check.baseline_ms:.4f} ms "
+            f"({check.change_pct:+.1f} %), CoV {outcome.latency.cov_pct:.1f} %"
+        )
+    lines.append(f"  baseline: {outcome.baseline_file}")
+    lines.append(
+        f"  if this change is intended, update it: pytest {case.source_file or '<suite file>'} "
+        f"--trt-gpu={case.gpu} --trt-update-baselines -k '{case.param_id}'"
+    )
+    return "\n".join(lines)
+
+
+INTEGER_COLUMNS = tuple(c.name for c in COLUMNS if c.kind == "integer")
+"""Written as integers even where some rows leave them empty (fuzz rows have no batch size, case rows no seed)."""
 
 _TABLE = [
     ("case", "case_id", "{}"), ("status", "status", "{}"), ("median ms", "latency_ms_median", "{:.3f}"),

@@ -71,16 +71,20 @@ def test_telemetry_and_energy_are_recorded_where_nvml_is() -> None:
 
 
 def test_a_gpu_measurement_fills_the_report_row_and_the_benchmark_entry() -> None:
+    from pytest_trtbench import verdict
     from pytest_trtbench.benchmark_json import benchmark_entry
-    from pytest_trtbench.runner import CaseResult, _fill_latency, _latency_record
+    from pytest_trtbench.outcome import CaseInfo, CaseOutcome, LatencySummary
+    from pytest_trtbench.report import row as report_row
 
     result = measure_latency(_mlp_launch(), 64, FAST)
-    row: dict = {"case_id": "test_mlp[torch-fp32-b64]", "suite": "test_mlp", "status": "new"}
-    _fill_latency(row, result)
+    info = CaseInfo("test_mlp[torch-fp32-b64]", "torch-fp32-b64", "test_mlp", "mlp", "torch", "fp32", 64, "x=64x4096",
+                    "h100", "NVIDIA H100")
+    outcome = CaseOutcome(info, "", verdict.Verdict(verdict.NEW, ""), latency=LatencySummary.of(result))
+    row = report_row(outcome)
     assert row["timing_method"] == "cuda-graph" and 0 < row["enqueue_ms_median"] < row["latency_ms_median"]
     if result.telemetry is not None:  # NVML present
         assert row["gpu_clock_mhz_start"] > 0 and row["gpu_clock_mhz_end"] > 0 and row["gpu_temp_c_end"] > 0
         assert row["energy_j_per_inference"] > 0 and row["mean_power_w"] > 0
-    entry = benchmark_entry(CaseResult(row, None, "", latency=_latency_record(result)))
+    entry = benchmark_entry(outcome)
     assert entry is not None and math.isclose(entry["stats"]["median"], result.median_ms / 1000)
     assert entry["extra_info"]["timing_method"] == "cuda-graph"

@@ -1,0 +1,26 @@
+"""The session's settings: read once from the command line and ini file by the plugin, frozen."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from pytest_trtbench.device import DeviceInfo
+from pytest_trtbench.measure import TimingConfig
+
+
+@dataclass(frozen=True)
+class Settings:
+    device: DeviceInfo
+    cache_dir: Path
+    baseline_dir: Path
+    timing: TimingConfig = TimingConfig()
+    latency_tolerance: float = 0.05
+    latency_gate: bool = True
+    strict: bool = False
+    update_baselines: bool = False
+    build_only: bool = False
+    rebuild: bool = False
+    confirm: int = 1
+    history: int = 10
+    backend_options: Mapping[str, Any] = field(default_factory=dict)
