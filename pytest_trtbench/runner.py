@@ -13,7 +13,6 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from pytest_trtbench import pipeline
 from pytest_trtbench.backends import get_backend
 from pytest_trtbench.backends.base import Backend, BuildRequest, Engine
 from pytest_trtbench.baseline import BaselineError, baseline_path, load_baselines
@@ -23,6 +22,7 @@ from pytest_trtbench.inputs import calibration_feeds, make_feeds
 from pytest_trtbench.measure import LatencyResult, measure_latency
 from pytest_trtbench.model import ModelSource, load_model
 from pytest_trtbench.outcome import CaseOutcome
+from pytest_trtbench.pipeline import run_case as run_pipeline
 from pytest_trtbench.precision import CALIBRATED
 from pytest_trtbench.profile import InputRange, ShapeProfile
 from pytest_trtbench.settings import Settings
@@ -183,7 +183,7 @@ class Harness:
 
     def run_case(self, case: Case) -> CaseOutcome:
         """Run *case* through the pipeline; its own failures come back as the outcome's verdict."""
-        return pipeline.run_case(case, self)
+        return run_pipeline(case, self)
 
 
 def _pin(shape: tuple[int, ...], fixed: tuple[int | None, ...]) -> tuple[int, ...]:
