@@ -93,11 +93,19 @@ def _choice(*choices: str) -> Callable[[str], str]:
 
 
 def _backends(text: str) -> str:
+    """Backend names, checked against the registry (built-ins and the entry-point group), or ``auto``."""
+    from pytest_trtbench.backends.registry import BackendRegistryError, backend_names, unknown_backend_message
+
     names = [n.strip() for n in text.split(",") if n.strip()]
-    for name in names:
-        _choice("onnxruntime", "tensorrt", "auto")(name)
     if not names:
         raise pytest.UsageError("expected at least one backend name")
+    try:
+        known = backend_names()
+    except BackendRegistryError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    for name in names:
+        if name != "auto" and name not in known:
+            raise pytest.UsageError(unknown_backend_message(name))
     return ",".join(names)
 
 
@@ -105,8 +113,9 @@ def _backends(text: str) -> str:
 _VALUED: list[tuple[str, Callable[[str], Any], Any, str]] = [
     (GPU, str, "auto", "GPU profile: a short name (a10, l4, h100), 'auto' (the present device) or 'cpu'. "
      "Selects baselines/<gpu>/ and the cache namespace"),
-    (BACKEND, _backends, "auto", "backend(s) for suites that name none: onnxruntime, tensorrt, both "
-     "comma-separated, or auto (tensorrt where TensorRT and a GPU that runs its engines are present)"),
+    (BACKEND, _backends, "auto", "backend(s) for suites that name none: onnxruntime, tensorrt, a backend "
+     "registered under the pytest_trtbench.backends entry-point group, several comma-separated, or auto "
+     "(tensorrt where TensorRT and a GPU that runs its engines are present)"),
     (CACHE_DIR, str, DEFAULT_CACHE_DIR, "engine cache directory, relative to the rootdir"),
     (BASELINE_DIR, str, "baselines", "baseline directory, relative to the rootdir"),
     (REPORT, str, "", "write the CSV report to this file"),
@@ -211,6 +220,7 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
         obj.source_file = os.path.relpath(str(collector.path), str(collector.config.rootpath))
     try:
         cases = obj.cases(_resolve_backends(collector.config))
+        _check_backends({case.backend for case in cases})
     except ValueError as exc:
         raise collector.CollectError(f"suite {name} in {collector.path}: {exc}") from None
     line = _assignment_line(collector.path, name)
@@ -233,6 +243,15 @@ def _resolve_backends(config: pytest.Config) -> list[str]:
         chosen = default_backend()
         names = [chosen if n == "auto" else n for n in names]
     return list(dict.fromkeys(names))
+
+
+def _check_backends(names: set[str]) -> None:
+    """A suite's own ``backends=`` must name registered backends (``--trt-backend`` is checked when parsed)."""
+    from pytest_trtbench.backends.registry import backend_names, unknown_backend_message
+
+    unknown = sorted(names - set(backend_names()))
+    if unknown:
+        raise ValueError(unknown_backend_message(unknown[0]))
 
 
 def _assignment_line(path: Path, name: str) -> int:

@@ -1,9 +1,9 @@
-"""Engine backends behind one small interface (see :mod:`pytest_trtbench.backends.base`)."""
+"""Engine backends behind one small interface (:mod:`pytest_trtbench.backends.base`), found by name through
+:mod:`pytest_trtbench.backends.registry` (built-ins and the ``pytest_trtbench.backends`` entry-point group)."""
 from __future__ import annotations
 
 from pytest_trtbench.backends.base import Backend, BackendError, BuildOutput, BuildRequest, Engine, Launch
-
-BACKEND_NAMES = ("onnxruntime", "tensorrt")
+from pytest_trtbench.backends.registry import ENTRY_POINT_GROUP, BackendRegistryError, backend_names, get_backend
 
 
 def default_backend() -> str:
@@ -26,19 +26,7 @@ def default_backend() -> str:
     return "tensorrt"
 
 
-def get_backend(name: str) -> Backend:
-    """Return the backend called *name*; its heavy imports happen inside its methods."""
-    if name == "onnxruntime":
-        from pytest_trtbench.backends.onnxruntime import OnnxRuntimeBackend
-
-        return OnnxRuntimeBackend()
-    if name == "tensorrt":
-        from pytest_trtbench.backends.tensorrt import TensorRTBackend
-
-        return TensorRTBackend()
-    raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}")
-
-
 __all__ = [
-    "Backend", "BackendError", "BuildOutput", "BuildRequest", "Engine", "Launch", "default_backend", "get_backend",
+    "ENTRY_POINT_GROUP", "Backend", "BackendError", "BackendRegistryError", "BuildOutput", "BuildRequest", "Engine",
+    "Launch", "backend_names", "default_backend", "get_backend",
 ]
