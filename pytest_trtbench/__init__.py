@@ -4,8 +4,6 @@ Importing this package is cheap: no numpy, torch, onnxruntime, tensorrt or panda
 """
 from __future__ import annotations
 
-import os
-
 from pytest_trtbench.compare import Tolerance
 from pytest_trtbench.profile import InputRange, ShapeProfile
 from pytest_trtbench.suite import Case, Input, Suite, SuiteError
@@ -14,8 +12,11 @@ __version__ = "0.1.0"
 
 
 def model_size() -> str:
-    """``tiny`` or ``full``: the size the shipped suites build (``--trt-size``, ini ``trt_size``)."""
-    return os.environ.get("TRTBENCH_SIZE", "tiny")
+    """``tiny`` or ``full``: the size the shipped suites build (``--trt-size``, ini ``trt_size``), read from
+    the running pytest session's config stash; ``tiny`` outside a session."""
+    from pytest_trtbench.plugin import model_size as size_of_session
+
+    return size_of_session()
 
 
 __all__ = ["Case", "Input", "InputRange", "ShapeProfile", "Suite", "SuiteError", "Tolerance", "model_size"]

@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from pytest_trtbench.outcome import CaseOutcome
 
 SCHEMA_VERSION = 2
-UPDATE_COMMAND = "pytest {target} --trt-gpu={gpu} --trt-update-baselines"
 
 
 class BaselineError(Exception):

@@ -6,11 +6,11 @@ as the live reference. An ONNX file's reference is ONNX Runtime's CPU provider o
 """
 from __future__ import annotations
 
-import time
+import contextlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Protocol
 
 from pytest_trtbench.device import DeviceInfo
 from pytest_trtbench.suite import Suite, SuiteError
@@ -37,8 +37,6 @@ class ModelSource:
     input_names: list[str]
     output_names: list[str]
     reference: Reference | None
-    reference_unavailable: str = ""
-    export_s: float = 0.0
     static_input_shapes: dict[str, tuple[int | None, ...]] | None = None
     """Per input, the dims the ONNX file fixes (``None`` where dynamic): used to skip impossible cases."""
 
@@ -86,12 +84,10 @@ def load_model(suite: Suite, work_dir: Path, device: DeviceInfo) -> ModelSource:
         raise SuiteError(f"suite {suite.name}: model factory returned {type(module).__name__}, not a torch.nn.Module")
     module.eval()
     path = work_dir / f"{suite.name}.onnx"
-    start = time.perf_counter()
     output_names = export_onnx(suite, module, path)  # on the CPU, before the reference moves to the GPU
     reference = TorchReference(module, [i.name for i in suite.inputs], device)
     reference.output_names = output_names
-    return ModelSource(path, [i.name for i in suite.inputs], output_names, reference,
-                       export_s=time.perf_counter() - start)
+    return ModelSource(path, [i.name for i in suite.inputs], output_names, reference)
 
 
 def export_onnx(suite: Suite, module: Any, path: Path) -> list[str]:
@@ -141,6 +137,23 @@ def _flatten_outputs(value: Any) -> list[Any]:
     return []
 
 
+@contextlib.contextmanager
+def full_fp32(on_cuda: bool) -> Iterator[None]:
+    """The reference is true fp32 on a GPU: TF32 off for matmuls and convolutions inside the block, and the
+    process's own settings (a user's test may want TF32) restored after it. Nothing to do on the CPU."""
+    if not on_cuda:
+        yield
+        return
+    import torch
+
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
 class TorchReference:
     """The PyTorch module itself, fp32, on the run's device."""
 
@@ -148,10 +161,6 @@ class TorchReference:
         import torch
 
         self.torch_device = torch.device("cuda" if device.has_cuda and torch.cuda.is_available() else "cpu")
-        if self.torch_device.type == "cuda":
-            # the reference is true fp32: no TF32 in matmuls or convolutions
-            torch.backends.cuda.matmul.allow_tf32 = False
-            torch.backends.cudnn.allow_tf32 = False
         self.module = module.to(self.torch_device)
         self.input_names = input_names
         self.output_names: list[str] = []
@@ -165,7 +174,7 @@ class TorchReference:
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
 
-        with torch.no_grad():
+        with torch.no_grad(), full_fp32(self.torch_device.type == "cuda"):
             outputs = _flatten_outputs(self.module(*self._args(feeds)))
         return {name: t.detach().float().cpu().numpy() for name, t in zip(self.output_names, outputs)}
 
@@ -182,7 +191,7 @@ class TorchLaunch:
         self._no_grad = torch.no_grad
 
     def __call__(self) -> None:
-        with self._no_grad():
+        with self._no_grad(), full_fp32(self.cuda_stream is not None):
             self.module(*self.args)
 
     def synchronize(self) -> None:
@@ -209,13 +218,13 @@ class TorchLaunch:
         side = torch.cuda.Stream()
         side.wait_stream(stream)
         try:
-            with torch.cuda.stream(side), self._no_grad():
+            with torch.cuda.stream(side), self._no_grad(), full_fp32(True):
                 for _ in range(3):
                     self.module(*self.args)
             stream.wait_stream(side)
             stream.synchronize()
             graph = torch.cuda.CUDAGraph()
-            with self._no_grad(), torch.cuda.graph(graph):
+            with self._no_grad(), full_fp32(True), torch.cuda.graph(graph):  # kernels are chosen at capture
                 self._graph_outputs = self.module(*self.args)  # the graph's output memory stays alive
         except RuntimeError as exc:  # e.g. a host sync (.item(), CPU tensors) inside forward
             guard.restore()  # the current stream and the CUDA RNG, or later random ops in the process fail

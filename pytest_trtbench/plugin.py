@@ -45,10 +45,10 @@ NO_CUDA_GRAPH = "--trt-no-cuda-graph"
 ENERGY_S = "--trt-energy-s"
 FUZZ = "--trt-fuzz"
 FUZZ_SEED = "--trt-fuzz-seed"
+BUILD_OPTION = "--trt-build-option"
 
 DEFAULT_CACHE_DIR = ".trtbench-cache"
 USER_PROPERTY = "trtbench"
-SIZE_ENV = "TRTBENCH_SIZE"
 
 
 def _ini(option: str) -> str:
@@ -109,6 +109,30 @@ def _backends(text: str) -> str:
     return ",".join(names)
 
 
+def _build_option(text: str) -> tuple[str, Any]:
+    from pytest_trtbench.build_options import parse_build_option
+
+    try:
+        return parse_build_option(text)
+    except ValueError as exc:
+        raise pytest.UsageError(f"{BUILD_OPTION}: {exc}") from None
+
+
+def _build_options(config: pytest.Config) -> dict[str, Any]:
+    """The session's build options: ini ``trt_build_option`` lines, then ``--trt-build-option`` (later wins)."""
+    from pytest_trtbench.build_options import parse_build_option
+
+    options: dict[str, Any] = {}
+    for line in config.getini(_ini(BUILD_OPTION)):
+        try:
+            key, value = parse_build_option(line)
+        except ValueError as exc:
+            raise pytest.UsageError(f"ini {_ini(BUILD_OPTION)}: {exc}") from None
+        options[key] = value
+    options.update(config.getoption(BUILD_OPTION) or [])
+    return options
+
+
 # (option, type, default, help); flags have type None
 _VALUED: list[tuple[str, Callable[[str], Any], Any, str]] = [
     (GPU, str, "auto", "GPU profile: a short name (a10, l4, h100), 'auto' (the present device) or 'cpu'. "
@@ -158,6 +182,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(NO_CUDA_GRAPH, dest=_ini(CUDA_GRAPH), action="store_false",
                     help="time GPU cases with plain enqueues, no CUDA graph")
     parser.addini(_ini(CUDA_GRAPH), graph_help, type="bool", default=True)
+    build_help = ("engine build option KEY=VALUE, part of the cache key: opt_level (0-5), workspace_mib, "
+                  "hardware_compat; a suite's build_options win for the same key")
+    group.addoption(BUILD_OPTION, action="append", type=_build_option, default=None, metavar="KEY=VALUE",
+                    help=f"{build_help} (repeatable; ini: {_ini(BUILD_OPTION)}, one per line)")
+    parser.addini(_ini(BUILD_OPTION), build_help, type="linelist", default=[])
 
 
 def _get(config: pytest.Config, option: str) -> Any:
@@ -174,10 +203,21 @@ def _get(config: pytest.Config, option: str) -> Any:
 
 
 plugin_key = pytest.StashKey["TrtBenchPlugin"]()
+size_key = pytest.StashKey[str]()
+_configured: list[pytest.Config] = []
+"""Configs between ``pytest_configure`` and ``pytest_unconfigure``, innermost last (pytester nests runs)."""
+
+
+def model_size(config: pytest.Config | None = None) -> str:
+    """``--trt-size`` of *config*, or of the running session (suite modules call this at import, during
+    collection, where no config is at hand); ``tiny`` outside a session."""
+    config = config or (_configured[-1] if _configured else None)
+    return config.stash.get(size_key, "tiny") if config is not None else "tiny"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    os.environ[SIZE_ENV] = _get(config, SIZE)
+    config.stash[size_key] = _get(config, SIZE)
+    _configured.append(config)
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:
         from pytest_trtbench.workers import pin_worker, visible_gpus
@@ -202,6 +242,8 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    if config in _configured:
+        _configured.remove(config)
     plugin = config.stash.get(plugin_key, None)
     if plugin is not None:
         plugin.close()

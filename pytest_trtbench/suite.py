@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
+from pytest_trtbench.build_options import check_build_options
 from pytest_trtbench.compare import Tolerance
 from pytest_trtbench.precision import PRECISIONS
 from pytest_trtbench.profile import InputRange, Shape, ShapeProfile
@@ -119,6 +120,9 @@ class Suite:
     fuzz_shapes: int = 0
     """Shape fuzzing: per backend x precision, one more test draws this many shapes inside the profile
     (Hypothesis) and compares the built engine with the reference at each (:mod:`pytest_trtbench.fuzz`)."""
+    build_options: Mapping[str, Any] = field(default_factory=dict)
+    """Engine build options (``opt_level``, ``workspace_mib``, ``hardware_compat``: :mod:`pytest_trtbench.build_options`);
+    part of the cache key. They win over ``--trt-build-option`` / ini ``trt_build_option`` for the same key."""
     name: str = ""
     source_file: str = ""
 
@@ -132,6 +136,10 @@ class Suite:
             raise SuiteError(f"batch_sizes must be positive integers, got {list(self.batch_sizes)}")
         if isinstance(self.fuzz_shapes, bool) or not isinstance(self.fuzz_shapes, int) or self.fuzz_shapes < 0:
             raise SuiteError(f"fuzz_shapes must be an integer >= 0 (0: no shape fuzzing), got {self.fuzz_shapes!r}")
+        try:
+            self.build_options = check_build_options(self.build_options)
+        except ValueError as exc:
+            raise SuiteError(f"suite {self.name or '?'}: {exc}") from None
 
     @property
     def is_onnx_file(self) -> bool:

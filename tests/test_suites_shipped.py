@@ -19,7 +19,6 @@ FIXED_SHAPE_REASON = "fixed_cnn.onnx fixes input 'image' to 1x3x32x32; this case
 @pytest.fixture(autouse=True)
 def _no_env_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TRTBENCH_CACHE_DIR", raising=False)
-    monkeypatch.delenv("TRTBENCH_SIZE", raising=False)
 
 
 def test_byo_onnx_runs_the_fixed_shape_and_skips_the_rest(pytester: pytest.Pytester) -> None:

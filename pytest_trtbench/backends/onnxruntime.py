@@ -5,7 +5,6 @@ for int8, after float conversion for fp16), stored in the engine cache.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
@@ -103,12 +102,10 @@ class OnnxRuntimeEngine:
         # the file is already optimized for this provider; don't redo (or undo) that work
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         options.log_severity_level = 3
-        start = time.perf_counter()
         try:
             self.session = ort.InferenceSession(str(path), options, providers=_providers(device, precision))
         except Exception as exc:  # corrupt or truncated file
             raise BackendError(f"cannot load {path}: {type(exc).__name__}: {str(exc)[:200]}") from None
-        self.stats = {"load_s": time.perf_counter() - start}
         self.device = device
         self.path = path
         self._graph: CudaGraphSession | None = None

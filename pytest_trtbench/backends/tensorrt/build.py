@@ -69,8 +69,21 @@ def build_engine(
         engine_precisions=count_engine_precisions(layers, onnx_op_types(model_path)),
         timing_cache=str(timing_cache.path) if timing_cache else f"not supported by {flavor.label}",
         profiles=[p.as_dict() for p in request.profiles],
+        builder_config=applied_builder_config(flavor, config),
     )
     return BuildOutput(files=[*files, ENGINE_FILE], metadata=metadata)
+
+
+def applied_builder_config(flavor: TensorRTFlavor, config: Any) -> dict[str, Any]:
+    """The build options as the builder config holds them after :func:`configure` (read back, not echoed)."""
+    trt = flavor.module
+    applied: dict[str, Any] = {
+        "opt_level": int(config.builder_optimization_level),
+        "workspace_bytes": int(config.get_memory_pool_limit(trt.MemoryPoolType.WORKSPACE)),
+    }
+    if flavor.has_hardware_compat:
+        applied["hardware_compat"] = str(config.hardware_compatibility_level.name).lower()
+    return applied
 
 
 def configure(
@@ -85,7 +98,9 @@ def configure(
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(request.options["workspace_mib"]) << 20)
     if "opt_level" in request.options:
         config.builder_optimization_level = int(request.options["opt_level"])
-    if flavor.has_hardware_compat and request.options.get("hardware_compat", "none") != "none":
+    if request.options.get("hardware_compat", "none") != "none":
+        if not flavor.has_hardware_compat:
+            raise BackendError(f"{flavor.label} has no hardware compatibility levels: drop build option hardware_compat")
         level = str(request.options["hardware_compat"]).upper()
         config.hardware_compatibility_level = trt.HardwareCompatibilityLevel.__members__[level]
     if request.device.target_only:

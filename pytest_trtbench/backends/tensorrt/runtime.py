@@ -5,7 +5,6 @@ reference path already needs torch, so this adds no dependency (no cuda-python, 
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -39,19 +38,17 @@ def checked_engine(flavor: TensorRTFlavor, path: Path) -> tuple[bytes, Any, Any]
 
 
 def deserialize(flavor: TensorRTFlavor, path: Path, blob: bytes, runtime: Any, logger: Any, profiles: tuple) -> TensorRTEngine:
-    start = time.perf_counter()
     engine = runtime.deserialize_cuda_engine(blob)
-    deserialize_s = time.perf_counter() - start
     if engine is None:
         errors = "\n".join(logger.errors[-5:]) or "(no error was logged)"
         raise BackendError(f"{flavor.label} could not deserialize {path}; it will be rebuilt:\n{errors}")
-    return TensorRTEngine(flavor, runtime, engine, profiles, deserialize_s)
+    return TensorRTEngine(flavor, runtime, engine, profiles)
 
 
 class TensorRTEngine:
     """A deserialized engine with one execution context per optimization profile."""
 
-    def __init__(self, flavor: TensorRTFlavor, runtime: Any, engine: Any, profiles: tuple, deserialize_s: float):
+    def __init__(self, flavor: TensorRTFlavor, runtime: Any, engine: Any, profiles: tuple):
         import torch
 
         trt = flavor.module
@@ -64,20 +61,13 @@ class TensorRTEngine:
         self.input_names = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self.output_names = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
         self._contexts = []
-        memory = []
         for index in range(max(1, engine.num_optimization_profiles)):
             context = engine.create_execution_context()
             if index:
                 context.set_optimization_profile_async(index, self.stream.cuda_stream)
             self._contexts.append(context)
-            memory.append(int(engine.get_device_memory_size_for_profile_v2(index)))
         self.stream.synchronize()
         self._bound: dict[int, int] = {}  # context index -> id of the Launch whose buffers are bound
-        self.stats: dict[str, Any] = {
-            "deserialize_s": deserialize_s,
-            "context_device_memory_bytes": memory,
-            "device_memory_bytes": sum(memory),
-        }
 
     def _profile_index(self, shapes: Mapping[str, tuple[int, ...]]) -> int:
         if not self._profiles:
