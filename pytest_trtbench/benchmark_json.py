@@ -27,14 +27,15 @@ block medians (ms), status, GPU, enqueue time, and telemetry; ``options`` says w
 
 pytest-benchmark writes no file in a session where none of *its* benchmarks ran ("Not saving
 anything, no benchmarks have been run!"); a session of trtbench suites alone is such a session.
-So when there is something of ours to save, :func:`pytest_sessionfinish` lends it a placeholder
-benchmark that every part of pytest-benchmark skips (``has_error`` is true and it is falsy), and
-takes it back afterwards. This module is registered by the plugin only when pytest-benchmark is.
+So when there is something of ours to save, :meth:`BenchmarkJsonInterop.pytest_sessionfinish` lends it
+a placeholder benchmark that every part of pytest-benchmark skips (``has_error`` is true and it is falsy),
+and takes it back afterwards. The plugin registers a :class:`BenchmarkJsonInterop` only when
+pytest-benchmark is registered, and hands it the results; nothing here imports the plugin.
 """
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Generator, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Generator, Iterable
 
 import pytest
 
@@ -94,20 +95,6 @@ def benchmark_entries(results: Iterable[CaseOutcome]) -> list[dict[str, Any]]:
     return [e for e in (benchmark_entry(r) for r in results) if e is not None]
 
 
-def _results(config: pytest.Config) -> list[CaseOutcome]:
-    from pytest_trtbench.plugin import plugin_key
-
-    plugin = config.stash.get(plugin_key, None)
-    if plugin is None or plugin.is_worker:
-        return []
-    return list(plugin.results)
-
-
-def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list[Any], output_json: dict[str, Any]) -> None:
-    """Append one entry per measured trtbench case to pytest-benchmark's output."""
-    output_json["benchmarks"].extend(benchmark_entries(_results(config)))
-
-
 class _Placeholder:
     """A benchmark that makes pytest-benchmark save its file; skipped wherever it lists benchmarks."""
 
@@ -118,18 +105,32 @@ class _Placeholder:
         return False
 
 
-@pytest.hookimpl(hookwrapper=True, tryfirst=True)
-def pytest_sessionfinish(session: pytest.Session) -> Generator[None, None, None]:
-    # pytest-benchmark saves in its own pytest_sessionfinish wrapper, inside this one
-    bench_session = getattr(session.config, "_benchmarksession", None)
-    benchmarks = getattr(bench_session, "benchmarks", None)
-    wants_file = any(getattr(bench_session, attr, None) for attr in ("json", "save", "autosave"))
-    placeholder = None
-    if isinstance(benchmarks, list) and not benchmarks and wants_file and benchmark_entries(_results(session.config)):
-        placeholder = _Placeholder()
-        benchmarks.append(placeholder)
-    try:
-        yield
-    finally:
-        if placeholder is not None and isinstance(benchmarks, list) and placeholder in benchmarks:
-            benchmarks.remove(placeholder)
+class BenchmarkJsonInterop:
+    """The pytest-benchmark hooks, registered by the plugin (only where pytest-benchmark is) with the
+    callable that returns our results: this module never imports the plugin back."""
+
+    def __init__(self, results: Callable[[], list[CaseOutcome]]) -> None:
+        self._results = results
+
+    def pytest_benchmark_update_json(self, config: pytest.Config, benchmarks: list[Any], output_json: dict[str, Any]) -> None:
+        """Append one entry per measured trtbench case to pytest-benchmark's output."""
+        output_json["benchmarks"].extend(benchmark_entries(self._results()))
+
+    @pytest.hookimpl(hookwrapper=True, tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> Generator[None, None, None]:
+        # pytest-benchmark saves in its own pytest_sessionfinish wrapper, inside this one. It offers no hook
+        # to save a file without benchmarks of its own, so this reads its session object: the plugin it
+        # registers under the name "pytest-benchmark" (public pluggy API, no private config attribute),
+        # and that object's `benchmarks` list and `json` / `save` / `autosave` settings.
+        bench_session = session.config.pluginmanager.get_plugin("pytest-benchmark")
+        benchmarks = getattr(bench_session, "benchmarks", None)
+        wants_file = any(getattr(bench_session, attr, None) for attr in ("json", "save", "autosave"))
+        placeholder = None
+        if isinstance(benchmarks, list) and not benchmarks and wants_file and benchmark_entries(self._results()):
+            placeholder = _Placeholder()
+            benchmarks.append(placeholder)
+        try:
+            yield
+        finally:
+            if placeholder is not None and isinstance(benchmarks, list) and placeholder in benchmarks:
+                benchmarks.remove(placeholder)

@@ -9,7 +9,7 @@ import json
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Generator
 
 import pytest
 
@@ -48,7 +48,8 @@ FUZZ_SEED = "--trt-fuzz-seed"
 BUILD_OPTION = "--trt-build-option"
 
 DEFAULT_CACHE_DIR = ".trtbench-cache"
-USER_PROPERTY = "trtbench"
+REPORT_ATTRIBUTE = "trtbench_result"
+"""The call report's attribute holding a case's result as JSON (see ``pytest_runtest_makereport``)."""
 
 
 def _ini(option: str) -> str:
@@ -203,6 +204,7 @@ def _get(config: pytest.Config, option: str) -> Any:
 
 
 plugin_key = pytest.StashKey["TrtBenchPlugin"]()
+result_key = pytest.StashKey[str]()
 size_key = pytest.StashKey[str]()
 _configured: list[pytest.Config] = []
 """Configs between ``pytest_configure`` and ``pytest_unconfigure``, innermost last (pytester nests runs)."""
@@ -227,9 +229,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[plugin_key] = plugin
     config.pluginmanager.register(plugin, "trtbench-plugin")
     if config.pluginmanager.hasplugin("benchmark"):
-        from pytest_trtbench import benchmark_json
+        from pytest_trtbench.benchmark_json import BenchmarkJsonInterop
 
-        config.pluginmanager.register(benchmark_json, "trtbench-benchmark-json")
+        config.pluginmanager.register(BenchmarkJsonInterop(plugin.controller_results), "trtbench-benchmark-json")
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -321,7 +323,7 @@ class CaseItem(pytest.Item):
 
     def runtest(self) -> None:
         result = self._result(self.config.stash[plugin_key])
-        self.user_properties.append((USER_PROPERTY, json.dumps(result.to_json(), allow_nan=True)))
+        self.stash[result_key] = json.dumps(result.to_json(), allow_nan=True)
         if result.status == SKIPPED:
             # reported at the suite's location, as pytest does for skip markers
             raise pytest.skip.Exception(result.reason, _use_item_location=True)
@@ -398,6 +400,7 @@ class TrtBenchPlugin:
                 rebuild=bool(_get(config, REBUILD)),
                 confirm=_get(config, CONFIRM),
                 history=max(1, _get(config, HISTORY)),
+                build_options=_build_options(config),
             )
         return self._settings
 
@@ -426,15 +429,28 @@ class TrtBenchPlugin:
         if any(isinstance(i, CaseItem) for i in items):
             self.settings()  # a --trt-gpu mismatch is a usage error before anything runs
 
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when != "call":
-            return
-        for name, value in report.user_properties:
-            if name == USER_PROPERTY:
-                from pytest_trtbench.outcome import CaseOutcome
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+        """Attach the case's outcome (JSON) to the call report, as Hypothesis attaches its statistics: report
+        attributes travel from xdist workers (pytest's report serialization keeps them) and stay out of
+        ``--junitxml`` files, which write ``user_properties``."""
+        report = yield
+        if call.when == "call" and isinstance(item, CaseItem) and result_key in item.stash:
+            setattr(report, REPORT_ATTRIBUTE, item.stash[result_key])
+        return report
 
-                result = CaseOutcome.from_json(json.loads(str(value)))
-                self.results.append(replace(result, nodeid=report.nodeid))
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        value = getattr(report, REPORT_ATTRIBUTE, None)
+        if report.when != "call" or not isinstance(value, str):
+            return
+        from pytest_trtbench.outcome import CaseOutcome
+
+        result = CaseOutcome.from_json(json.loads(value))
+        self.results.append(replace(result, nodeid=report.nodeid))
+
+    def controller_results(self) -> list[CaseOutcome]:
+        """The outcomes gathered so far on the controller (or in a run without xdist); none on a worker."""
+        return [] if self.is_worker else list(self.results)
 
     def rows(self) -> list[dict[str, Any]]:
         from pytest_trtbench.report import row

@@ -53,7 +53,7 @@ class Harness:
         self.settings = settings
         self.cache = EngineCache(settings.cache_dir, settings.device.gpu, rebuild=settings.rebuild, on_build=on_build)
         self._work = Path(tempfile.mkdtemp(prefix="trtbench-export-"))
-        self._models: dict[int, ModelSource | SuiteError] = {}
+        self._models: dict[Suite, ModelSource | SuiteError] = {}
         self._engines: dict[tuple[Any, ...], tuple[CacheEntry, Engine | None]] = {}
         self._references: dict[tuple[Any, ...], dict[str, np.ndarray]] = {}
         self._reference_latency: dict[tuple[Any, ...], float] = {}
@@ -65,13 +65,13 @@ class Harness:
 
     def model(self, suite: Suite) -> ModelSource:
         """The suite's ONNX model and reference, exported once per session."""
-        got = self._models.get(id(suite))
+        got = self._models.get(suite)
         if got is None:
             try:
                 got = load_model(suite, self._work, self.settings.device)
             except SuiteError as exc:
                 got = exc
-            self._models[id(suite)] = got
+            self._models[suite] = got
         if isinstance(got, SuiteError):
             raise got
         return got
@@ -112,7 +112,8 @@ class Harness:
             profiles=(self.engine_profile(case),),
             device=self.settings.device,
             calibration=(lambda: calibration_feeds(suite, calib_shapes)) if calib_shapes else None,
-            options={**self.settings.backend_options, **({"fp32_ops": list(suite.fp32_ops)} if suite.fp32_ops else {})},
+            options={**self.settings.build_options, **suite.build_options,
+                     **({"fp32_ops": list(suite.fp32_ops)} if suite.fp32_ops else {})},
         )
 
     def engine(self, case: Case) -> tuple[CacheEntry, Engine]:
@@ -123,7 +124,7 @@ class Harness:
 
     def engine_entry(self, case: Case, *, load: bool) -> tuple[CacheEntry, Engine | None]:
         """The cache entry, and the loaded engine if *load* (else ``None``: a build-only or verify-only run)."""
-        key = (id(case.suite), case.backend, case.precision, case.profile, load)
+        key = (case.suite, case.backend, case.precision, case.profile, load)
         if key not in self._engines:
             backend = self.backend(case)
             label = f"{case.suite.name} {case.backend}-{case.precision} [{case.profile.label()}]"
@@ -138,14 +139,14 @@ class Harness:
         model = self.model(case.suite)
         if model.reference is None or not case.suite.live_reference:
             return None
-        key = (id(case.suite), case.shapes)
+        key = (case.suite, case.shapes)
         if key not in self._references:
             self._references[key] = model.reference.run(self.inputs(case))
         return self._references[key]
 
     def reference_latency(self, case: Case) -> float:
         model = self.model(case.suite)
-        key = (id(case.suite), case.shapes)
+        key = (case.suite, case.shapes)
         if model.reference is None or not case.suite.live_reference:
             return math.nan
         if key not in self._reference_latency:

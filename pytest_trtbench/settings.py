@@ -23,4 +23,5 @@ class Settings:
     rebuild: bool = False
     confirm: int = 1
     history: int = 10
-    backend_options: Mapping[str, Any] = field(default_factory=dict)
+    build_options: Mapping[str, Any] = field(default_factory=dict)
+    """``--trt-build-option`` / ini ``trt_build_option``, checked (:mod:`pytest_trtbench.build_options`)."""
