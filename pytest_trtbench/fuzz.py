@@ -331,8 +331,8 @@ def _not_fuzzed(harness: Harness, target: FuzzTarget, outcome: CaseOutcome) -> t
     entries = [harness.engine_entry(anchor, load=execute)[0] for anchor in target.anchors]
     precisions = entries[0].metadata.get("backend", {}).get("engine_precisions") or {}
     outcome = replace(outcome, engine=EngineInfo(
-        cache=entries[0].status, build_s=sum(e.build_s for e in entries), key=",".join(e.key for e in entries),
-        precisions=dict(precisions),
+        cache="built" if any(e.status == "built" for e in entries) else entries[0].status,
+        build_s=sum(e.build_s for e in entries), key=",".join(e.key for e in entries), precisions=dict(precisions),
     ))
     if not execute:
         return outcome, V.Verdict(V.BUILT, not_here or "--trt-build-only: built, not executed")

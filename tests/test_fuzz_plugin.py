@@ -20,7 +20,8 @@ from pytest_trtbench import Input, Suite
 
 
 class ShapeBug(nn.Module):
-    """Correct in PyTorch; when BUGGY, the exported ONNX graph adds 0.5 whenever seq % 7 == 3."""
+    """Correct in PyTorch; when BUGGY, the exported ONNX graph adds 0.5 whenever seq % 7 == 3;
+    when CRASHY, it reshapes through seq // 2, which ONNX Runtime refuses for odd seq."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -31,6 +32,9 @@ class ShapeBug(nn.Module):
         if BUGGY and torch.onnx.is_in_onnx_export():
             seq = torch._shape_as_tensor(x)[1]  # Shape -> Gather -> Mod -> Equal in the graph
             y = y + 0.5 * (seq % 7 == 3).to(y.dtype)
+        if CRASHY and torch.onnx.is_in_onnx_export():
+            b, s = x.shape[0], x.shape[1]
+            y = y.reshape(b, s // 2, 8).reshape(b, s, 4)
         return y
 
 
@@ -42,6 +46,7 @@ test_shapes = Suite(
     output_names=["y"],
     fuzz_shapes=FUZZ,
     live_reference=LIVE,
+    profiles=PROFILES,
 )
 '''
 FAST = ["--trt-gpu=cpu", "--trt-warmup-s=0.01", "--trt-blocks=2", "--trt-min-block-s=0.005", "-p", "no:cacheprovider",
@@ -50,9 +55,10 @@ FUZZ_ID = "test_shapes[fuzz-onnxruntime-fp32]"
 
 
 def write_suite(pytester: pytest.Pytester, *, buggy: bool = True, fuzz: int = 30, seqs: str = "[4, 32]",
-                live: bool = True) -> None:
-    text = SUITE.replace("BUGGY", str(buggy)).replace("FUZZ", str(fuzz)).replace("SEQS", seqs)
-    pytester.makepyfile(test_shapes=text.replace("LIVE", str(live)))
+                live: bool = True, crashy: bool = False, profiles: str = "None") -> None:
+    text = SUITE.replace("BUGGY", str(buggy)).replace("CRASHY", str(crashy)).replace("FUZZ", str(fuzz))
+    text = text.replace("SEQS", seqs).replace("LIVE", str(live)).replace("PROFILES", profiles)
+    pytester.makepyfile(test_shapes=text)
 
 
 def rows(path: Path) -> dict[str, dict[str, str]]:
@@ -126,6 +132,37 @@ def test_a_correct_model_passes_and_the_run_repeats(pytester: pytest.Pytester) -
         assert a[column] == b[column], column
     assert b["engine_cache"] == "hit"  # the second session reuses the cached engine: no build per shape
     pytester.runpytest(*FAST, "--trt-fuzz=0").assert_outcomes(passed=4)
+
+
+def test_a_shape_that_makes_the_engine_raise_is_an_error_shrunk_the_same_way(pytester: pytest.Pytester) -> None:
+    write_suite(pytester, buggy=False, crashy=True)
+    result = pytester.runpytest(*FAST, "--trt-report=r.csv")
+    result.assert_outcomes(passed=4, failed=1)  # listed seq 4 and 32 are even
+    result.stdout.fnmatch_lines([
+        "test_shapes?fuzz-onnxruntime-fp32?: error",
+        "  smallest failing shape: batch=1, seq=5 (x=1x5x8)",
+        "  the engine or the reference raised: *",
+        "  pin it as a listed case: in test_shapes.py, test_shapes = Suite(..., dims={'seq': [4, 5, 32]})",
+    ])
+    row = rows(pytester.path / "r.csv")[FUZZ_ID]
+    assert row["status"] == "error" and row["fuzz_failing_shape"] == "batch=1, seq=5 (x=1x5x8)"
+
+
+def test_several_profiles_each_use_their_listed_engine(pytester: pytest.Pytester) -> None:
+    two = ('[{"x": ((1, 4, 8), (1, 4, 8), (1, 32, 8))}, '
+           '{"x": ((2, 4, 8), (4, 32, 8), (4, 32, 8))}]')
+    write_suite(pytester, buggy=False, fuzz=16, profiles=two)
+    result = pytester.runpytest(*FAST, "--trt-report=r.csv")
+    result.assert_outcomes(passed=5)
+    report = rows(pytester.path / "r.csv")
+    fuzz = report.pop(FUZZ_ID)
+    assert fuzz["status"] == "pass" and fuzz["fuzz_shapes_tried"] == "16"
+    assert fuzz["shapes"] == "x:1x4x8-1x32x8 | x:2x4x8-4x32x8"
+    assert sorted(fuzz["engine_key"].split(",")) == sorted({r["engine_key"] for r in report.values()})
+    assert "engines: 2 built" in result.stdout.str()
+    alone = pytester.runpytest(*FAST, "--trt-cache-dir=other-cache", "-k", "fuzz")  # the fuzz item builds both
+    alone.assert_outcomes(passed=1)
+    assert "engines: 2 built" in alone.stdout.str()
 
 
 def test_ini_key_and_bad_values(pytester: pytest.Pytester) -> None:
