@@ -26,7 +26,9 @@ sys.path.insert(0, str(REPO))
 from pytest_trtbench import Suite  # noqa: E402
 from pytest_trtbench.device import cpu_model, resolve_device  # noqa: E402
 from pytest_trtbench.fuzz import fuzz_targets, run_fuzz  # noqa: E402
-from pytest_trtbench.runner import Harness, Settings  # noqa: E402
+from pytest_trtbench.report import row  # noqa: E402
+from pytest_trtbench.runner import Harness  # noqa: E402
+from pytest_trtbench.settings import Settings  # noqa: E402
 
 
 def load_suites(path: Path) -> list[Suite]:
@@ -66,12 +68,12 @@ def main() -> None:
                     harness.engine(target.anchors[0])
                     build_s = time.perf_counter() - start
                     start = time.perf_counter()
-                    result = run_fuzz(harness, target)
+                    result = row(run_fuzz(harness, target))
                     fuzz_s = time.perf_counter() - start
-                    tried = int(result.row["fuzz_shapes_tried"])
+                    tried = int(result["fuzz_shapes_tried"])
                     per_shape = 1e3 * fuzz_s / tried if tried else float("nan")
                     lines.append(
-                        f"| {target.case_id} | {result.row['shapes']} | {result.status} | {tried} | {build_s:.2f} "
+                        f"| {target.case_id} | {result['shapes']} | {result['status']} | {tried} | {build_s:.2f} "
                         f"| {fuzz_s:.2f} | {per_shape:.1f} |"
                     )
                     print(lines[-1], flush=True)
