@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
-from pytest_trtbench.build_options import check_build_options
 from pytest_trtbench.compare import Tolerance
 from pytest_trtbench.precision import PRECISIONS
 from pytest_trtbench.profile import InputRange, Shape, ShapeProfile
@@ -136,10 +135,13 @@ class Suite:
             raise SuiteError(f"batch_sizes must be positive integers, got {list(self.batch_sizes)}")
         if isinstance(self.fuzz_shapes, bool) or not isinstance(self.fuzz_shapes, int) or self.fuzz_shapes < 0:
             raise SuiteError(f"fuzz_shapes must be an integer >= 0 (0: no shape fuzzing), got {self.fuzz_shapes!r}")
-        try:
-            self.build_options = check_build_options(self.build_options)
-        except ValueError as exc:
-            raise SuiteError(f"suite {self.name or '?'}: {exc}") from None
+        if self.build_options:
+            from pytest_trtbench.build_options import check_build_options  # not at plugin import
+
+            try:
+                self.build_options = check_build_options(self.build_options)
+            except ValueError as exc:
+                raise SuiteError(f"suite {self.name or '?'}: {exc}") from None
 
     @property
     def is_onnx_file(self) -> bool:
