@@ -38,13 +38,12 @@ def _hardware_compat(value: Any) -> str:
     return text
 
 
-BUILD_OPTIONS: dict[str, tuple[Callable[[Any], Any], str]] = {
-    "workspace_mib": (_int_in(1, None), "TensorRT: workspace memory pool limit, MiB"),
-    "opt_level": (_int_in(0, 5), "TensorRT: builder optimization level 0-5 (TensorRT's default: 3)"),
-    "hardware_compat": (_hardware_compat, "TensorRT 10/11: hardware compatibility level (none, ampere_plus, "
-                                          "same_compute_capability); TensorRT-RTX has none"),
+BUILD_OPTIONS: dict[str, Callable[[Any], Any]] = {
+    "workspace_mib": _int_in(1, None),  # TensorRT: workspace memory pool limit, MiB
+    "opt_level": _int_in(0, 5),  # TensorRT: builder optimization level (TensorRT's default: 3)
+    "hardware_compat": _hardware_compat,  # TensorRT 10/11: hardware compatibility level; TensorRT-RTX has none
 }
-"""Known option -> (value parser, what it does). Backends that don't know an option ignore it."""
+"""Known option -> its value parser. Backends that don't know an option ignore it (it still keys the cache)."""
 
 
 def check_build_options(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -54,7 +53,7 @@ def check_build_options(options: Mapping[str, Any]) -> dict[str, Any]:
         if key not in BUILD_OPTIONS:
             raise ValueError(f"unknown build option {key!r}; known: {', '.join(sorted(BUILD_OPTIONS))}")
         try:
-            checked[key] = BUILD_OPTIONS[key][0](value)
+            checked[key] = BUILD_OPTIONS[key](value)
         except ValueError as exc:
             raise ValueError(f"build option {key}: {exc}") from None
     return checked
@@ -66,11 +65,3 @@ def parse_build_option(text: str) -> tuple[str, Any]:
     if not sep or not key.strip() or not value.strip():
         raise ValueError(f"expected KEY=VALUE (e.g. opt_level=3), got {text!r}")
     return next(iter(check_build_options({key.strip(): value.strip()}).items()))
-
-
-def merged_build_options(*layers: Mapping[str, Any]) -> dict[str, Any]:
-    """Later layers win; every layer is checked."""
-    merged: dict[str, Any] = {}
-    for layer in layers:
-        merged.update(check_build_options(layer))
-    return merged

@@ -69,18 +69,13 @@ def calibration_digest(request: BuildRequest) -> str:
     return h.hexdigest()
 
 
-def precision_recipe(precision: str) -> dict[str, Any]:
-    """How a precision is produced from the fp32 model: see :func:`pytest_trtbench.precision.recipe`."""
-    return recipe(precision)
-
-
 def key_fields(backend: Backend, request: BuildRequest) -> dict[str, Any]:
     """Everything the engine depends on; the cache key is the hash of this structure."""
     return {
         "layout": CACHE_LAYOUT_VERSION,
         "model_sha256": _sha256_file(request.onnx_path),
         "precision": request.precision,
-        "recipe": precision_recipe(request.precision),
+        "recipe": recipe(request.precision),
         "calibration_sha256": calibration_digest(request),
         "profiles": [p.as_dict() for p in request.profiles],
         "backend": backend.name,

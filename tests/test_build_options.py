@@ -10,7 +10,7 @@ import pytest
 
 from pytest_trtbench.backends.base import BackendError, BuildRequest
 from pytest_trtbench.backends.onnxruntime import OnnxRuntimeBackend
-from pytest_trtbench.build_options import check_build_options, merged_build_options, parse_build_option
+from pytest_trtbench.build_options import check_build_options, parse_build_option
 from pytest_trtbench.cache import cache_key, key_fields
 from pytest_trtbench.device import DeviceInfo
 from pytest_trtbench.profile import InputRange, ShapeProfile
@@ -26,8 +26,6 @@ def test_values_are_parsed_to_their_type() -> None:
     assert parse_build_option(" workspace_mib = 512 ") == ("workspace_mib", 512)
     assert parse_build_option("hardware_compat=AMPERE_PLUS") == ("hardware_compat", "ampere_plus")
     assert check_build_options({"opt_level": "2"}) == check_build_options({"opt_level": 2}) == {"opt_level": 2}
-    assert merged_build_options({"opt_level": 1, "workspace_mib": 8}, {"opt_level": "4"}) == {
-        "opt_level": 4, "workspace_mib": 8}
 
 
 @pytest.mark.parametrize(("text", "error"), [
