@@ -111,7 +111,7 @@ def raw_ort(path: Path, input_ids: Any, graph: bool) -> Callable[[], None]:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED  # as the plugin loads its engines
     options.log_severity_level = 3
     cuda = ("CUDAExecutionProvider", {"enable_cuda_graph": "1"} if graph else {})
     session = ort.InferenceSession(str(path), options, providers=[cuda] if graph else [cuda, "CPUExecutionProvider"])
@@ -196,7 +196,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[Row]]:
                                                       args.smoke)
                 if on_gpu:
                     try:
-                        raw_call = raw_ort(entry / "model.opt.onnx", feeds["input_ids"], graph=use_graph)
+                        raw_call = raw_ort(entry / T.ORT_ENGINE_FILE, feeds["input_ids"], graph=use_graph)
                     except Exception as exc:  # noqa: BLE001 - onnxruntime errors share no base class
                         meta[f"onnxruntime_raw_{mode}_failed"] = f"{type(exc).__name__}: {exc}"[:300]
                         print(f"  onnxruntime raw {mode} loop failed: {exc}", flush=True)

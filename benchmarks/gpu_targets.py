@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere: the package is in the repository
     sys.path.insert(0, str(ROOT))
 
+from pytest_trtbench.backends.onnxruntime import ENGINE_FILE as ORT_ENGINE_FILE  # noqa: E402
 from pytest_trtbench.device import DeviceInfo, short_gpu_name  # noqa: E402
 
 
@@ -96,7 +97,7 @@ def build_onnxruntime(size: EncoderSize, precision: str, device: DeviceInfo, wor
     from pytest_trtbench.backends.onnxruntime import OnnxRuntimeBackend
 
     entry = work / f"ort-{size.label}-{precision}"
-    if (entry / "model.opt.onnx").is_file():
+    if (entry / ORT_ENGINE_FILE).is_file():
         return entry
     entry.mkdir(parents=True, exist_ok=True)
     src = work / f"{size.label}.onnx"

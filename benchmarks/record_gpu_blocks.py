@@ -52,7 +52,7 @@ def child(work: Path, smoke: bool, precision: str, blocks: int) -> dict[str, Any
             launch = T.torch_launch(size, precision, device)
         else:
             entry = work / f"ort-{size.label}-{precision}"
-            if not (entry / "model.opt.onnx").is_file():
+            if not (entry / T.ORT_ENGINE_FILE).is_file():
                 continue  # the parent could not build it (reason in meta)
             engine = T.onnxruntime_engine(entry, device)
             launch = engine.prepare({"input_ids": T.make_input_ids(size)})

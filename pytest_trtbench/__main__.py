@@ -1,4 +1,4 @@
-"""Command line for reports: ``python -m pytest_trtbench merge|plot ...``.
+"""Command line: ``python -m pytest_trtbench merge|plot ...`` for reports, ``cache list|size|prune`` for the cache.
 
 Bad input (a missing or malformed report, an unknown metric, an unwritable output) ends with
 exit code 2 and one ``error:`` line on stderr, never a traceback.
@@ -9,7 +9,7 @@ import argparse
 import sys
 import warnings
 from pathlib import Path
-from typing import Sequence, TextIO
+from typing import Any, Sequence, TextIO
 
 PROG = "python -m pytest_trtbench"
 EXIT_BAD_INPUT = 2
@@ -52,7 +52,62 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("report", type=Path, metavar="REPORT.csv")
     plot.add_argument("-o", "--output-dir", type=Path, required=True, metavar="DIR")
     plot.set_defaults(run=_run_plot)
+    _add_cache_commands(commands)
     return parser
+
+
+def _add_cache_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from pytest_trtbench.cache_admin import parse_age, parse_size
+
+    def typed(parse: Any) -> Any:
+        def convert(text: str) -> Any:
+            try:
+                return parse(text)
+            except ValueError as exc:
+                raise argparse.ArgumentTypeError(str(exc)) from None
+        return convert
+
+    cache = commands.add_parser("cache", help="list, measure or prune the engine cache",
+                                description="Inspect and bound the engine cache (--trt-cache-dir).")
+    actions = cache.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, help_text in (("list", "one line per entry, least recently used first"),
+                            ("size", "total size and entry count"),
+                            ("prune", "remove entries by age and/or least recently used beyond a size")):
+        sub = actions.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--cache-dir", type=Path, default=Path(".trtbench-cache"),
+                         help="the cache directory (default: %(default)s)")
+        if name == "prune":
+            sub.add_argument("--max-size", type=typed(parse_size), metavar="SIZE",
+                             help="remove least recently used entries until the cache is at most SIZE (500MB, 2G)")
+            sub.add_argument("--older-than", type=typed(parse_age), metavar="AGE",
+                             help="remove entries not used for AGE (7d, 12h, 30m)")
+            sub.add_argument("--dry-run", action="store_true", help="print what would be removed, remove nothing")
+    cache.set_defaults(run=_run_cache)
+
+
+def _run_cache(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
+    import time
+
+    from pytest_trtbench.cache_admin import format_size, list_entries, prune, tree_bytes
+
+    root = args.cache_dir
+    if not root.is_dir():
+        raise _BadInput(f"no cache at {root}: pass --cache-dir (the suites' --trt-cache-dir, default .trtbench-cache)")
+    now = time.time()
+    if args.action == "list":
+        for entry in list_entries(root):
+            print(entry.row(now), file=out)
+    elif args.action == "size":
+        print(f"{format_size(tree_bytes(root))} in {len(list_entries(root))} entries ({root})", file=out)
+    else:
+        if args.max_size is None and args.older_than is None:
+            raise _BadInput("nothing to prune by: give --max-size and/or --older-than")
+        removed = prune(root, max_size=args.max_size, older_than_s=args.older_than, dry_run=args.dry_run)
+        verb = "would remove" if args.dry_run else "removed"
+        for entry in removed:
+            print(f"{verb} {entry.row(now)}", file=out)
+        print(f"{verb} {len(removed)} entries ({format_size(sum(e.bytes for e in removed))}); "
+              f"cache now {format_size(tree_bytes(root))}", file=err)
 
 
 def _run_merge(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pytest_trtbench.backends.base import Backend, BackendError, BuildRequest, Engine
+from pytest_trtbench.cache_admin import touch_last_used
 from pytest_trtbench.precision import CALIBRATED, recipe
 
 CACHE_LAYOUT_VERSION = 1
@@ -145,6 +146,7 @@ class EngineCache:
                     except BackendError as exc:
                         warnings.warn(CacheWarning(f"cached engine {path} is unreadable ({exc}); rebuilding"), stacklevel=2)
                     else:
+                        touch_last_used(path)
                         return CacheEntry(key, path, meta, "hit", float(meta.get("build_s", 0.0))), engine
                 else:
                     warnings.warn(CacheWarning(f"cache entry {path} is incomplete or corrupt; rebuilding"), stacklevel=2)
@@ -181,6 +183,7 @@ class EngineCache:
             }
             with open(tmp / META_FILE, "w", encoding="utf-8") as f:
                 json.dump(meta, f, indent=2, sort_keys=True, default=str)
+            touch_last_used(tmp)
             if path.exists():
                 shutil.rmtree(path)
             os.rename(tmp, path)

@@ -115,8 +115,9 @@ def compare_output(
     if tol.min_cosine is not None and not cosine >= tol.min_cosine:
         failures.append(f"cosine similarity {cosine:.6f} < {tol.min_cosine}")
     top1 = None
-    if classifier and actual.ndim >= 2 and actual.shape[-1] >= 2:
-        top1 = float(np.mean(np.argmax(actual, axis=-1) == np.argmax(expected, axis=-1)))
+    scores, ref_scores = _class_scores(actual), _class_scores(expected)
+    if classifier and scores.ndim >= 2 and scores.shape[-1] >= 2:
+        top1 = float(np.mean(np.argmax(scores, axis=-1) == np.argmax(ref_scores, axis=-1)))
         if tol.min_top1 is not None and not top1 >= tol.min_top1:
             failures.append(f"top-1 agreement {100 * top1:.2f} % < {100 * tol.min_top1:.2f} %")
     return OutputComparison(
@@ -124,6 +125,13 @@ def compare_output(
         cosine_similarity=cosine, top1_agreement=top1, nonfinite=nonfinite, mismatches=mismatches,
         total=int(a.size), required_atol=required, passed=not failures, failures=failures,
     )
+
+
+def _class_scores(array: np.ndarray) -> np.ndarray:
+    """Classifier scores with trailing singleton axes dropped: ``[N, C, 1, 1]`` -> ``[N, C]``."""
+    if array.ndim > 2 and all(d == 1 for d in array.shape[2:]):
+        return array.reshape(array.shape[0], array.shape[1])
+    return array
 
 
 def compare_outputs(

@@ -256,7 +256,8 @@ class OnnxReference:
         if self._engine is None:
             from pytest_trtbench.backends.onnxruntime import OnnxRuntimeEngine
 
-            self._engine = OnnxRuntimeEngine(self._path, DeviceInfo(gpu="cpu", device_name="cpu", kind="cpu"))
+            self._engine = OnnxRuntimeEngine(self._path, DeviceInfo(gpu="cpu", device_name="cpu", kind="cpu"),
+                                             optimize=False)
         return self._engine
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

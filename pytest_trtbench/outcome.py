@@ -162,6 +162,8 @@ class CaseOutcome:
     """The new baseline entry (``--trt-update-baselines`` only), made by :func:`baseline.make_entry`."""
     fuzz: FuzzSummary | None = None
     """Shape-fuzzing tests only."""
+    model_normalized: str = ""
+    """What :mod:`pytest_trtbench.normalize` changed in the suite's ONNX file for this case (empty: nothing)."""
     nodeid: str = ""
     """The pytest node id, set where the report is received (not part of the JSON)."""
 
@@ -190,6 +192,7 @@ class CaseOutcome:
             "latency": self.latency.to_json() if self.latency is not None else None,
             "latency_check": self.latency_check.to_json(), "message": self.message,
             "baseline_entry": self.baseline_entry, "fuzz": asdict(self.fuzz) if self.fuzz is not None else None,
+            "model_normalized": self.model_normalized,
         }
 
     @classmethod
@@ -201,4 +204,5 @@ class CaseOutcome:
             latency=LatencySummary.from_json(data["latency"]) if data.get("latency") else None,
             latency_check=LatencyCheck.from_json(data["latency_check"]), message=data["message"],
             baseline_entry=data.get("baseline_entry"), fuzz=FuzzSummary(**data["fuzz"]) if data.get("fuzz") else None,
+            model_normalized=data.get("model_normalized", ""),
         )

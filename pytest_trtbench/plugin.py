@@ -46,6 +46,7 @@ ENERGY_S = "--trt-energy-s"
 FUZZ = "--trt-fuzz"
 FUZZ_SEED = "--trt-fuzz-seed"
 BUILD_OPTION = "--trt-build-option"
+CACHE_MAX_SIZE = "--trt-cache-max-size"
 
 DEFAULT_CACHE_DIR = ".trtbench-cache"
 REPORT_ATTRIBUTE = "trtbench_result"
@@ -91,6 +92,15 @@ def _choice(*choices: str) -> Callable[[str], str]:
         return text
 
     return parse
+
+
+def _size(text: str) -> int:
+    from pytest_trtbench.cache_admin import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise pytest.UsageError(f"{CACHE_MAX_SIZE}: {exc}") from None
 
 
 def _backends(text: str) -> str:
@@ -141,8 +151,11 @@ _VALUED: list[tuple[str, Callable[[str], Any], Any, str]] = [
     (BACKEND, _backends, "auto", "backend(s) for suites that name none: onnxruntime, tensorrt, a backend "
      "registered under the pytest_trtbench.backends entry-point group, several comma-separated, or auto "
      "(tensorrt where TensorRT and a GPU that runs its engines are present)"),
-    (CACHE_DIR, str, DEFAULT_CACHE_DIR, "engine cache directory, relative to the rootdir"),
-    (BASELINE_DIR, str, "baselines", "baseline directory, relative to the rootdir"),
+    (CACHE_DIR, str, DEFAULT_CACHE_DIR, "engine cache directory, relative to the project (the ini file's "
+     "directory, else the first folder above the suite file with baselines/ or pyproject.toml, else the rootdir)"),
+    (BASELINE_DIR, str, "baselines", "baseline directory, relative to the project (as for the cache)"),
+    (CACHE_MAX_SIZE, _size, None, "at session end, prune least recently used cache entries until the cache is "
+     "at most this size (500MB, 2G; default: no limit)"),
     (REPORT, str, "", "write the CSV report to this file"),
     (LATENCY_TOLERANCE, _fraction, 0.05, "allowed slowdown before a latency regression (0.05 or 5%%)"),
     (WARMUP_S, _positive_float, 0.05, "warmup seconds before timing"),
@@ -255,19 +268,23 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         del config.stash[plugin_key]
 
 
-def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> list[CaseItem] | None:
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> list[pytest.Item] | None:
     if not isinstance(obj, Suite) or not collector.funcnamefilter(name):  # type: ignore[attr-defined]
         return None
     if not obj.name:
         obj.name = name
     if not obj.source_file:
         obj.source_file = os.path.relpath(str(collector.path), str(collector.config.rootpath))
+    if obj.is_onnx_file and not Path(os.fspath(obj.model)).is_absolute():  # type: ignore[arg-type]
+        obj.model = str(collector.path.parent / os.fspath(obj.model))  # type: ignore[arg-type]  # relative to the suite file
+    line = _assignment_line(collector.path, name)
     try:
+        obj.validate()
         cases = obj.cases(_resolve_backends(collector.config))
         _check_backends({case.backend for case in cases})
-    except ValueError as exc:
-        raise collector.CollectError(f"suite {name} in {collector.path}: {exc}") from None
-    line = _assignment_line(collector.path, name)
+    except ValueError as exc:  # SuiteError and the profile's ValueError: this suite only, the others still run
+        message = f"suite {name} ({obj.source_file}:{line + 1}) is invalid: {exc}"
+        return [InvalidSuiteItem.from_parent(collector, name=f"{name}[invalid-suite]", message=message, line=line)]
     items = [CaseItem.from_parent(collector, name=f"{name}[{case.param_id}]", case=case, line=line) for case in cases]
     examples = _get(collector.config, FUZZ)
     examples = obj.fuzz_shapes if examples is None else examples
@@ -357,6 +374,25 @@ class FuzzItem(CaseItem):
         return run_fuzz(plugin.harness(), self.target, _get(self.config, FUZZ_SEED))
 
 
+class InvalidSuiteItem(pytest.Item):
+    """Stands for a suite that could not be expanded into cases: one error (at setup) naming the suite
+    and the fix, while the other suites still run (a collection error would stop the whole session)."""
+
+    def __init__(self, *, message: str, line: int = 0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.message = message
+        self._line = line
+
+    def setup(self) -> None:
+        pytest.fail(self.message, pytrace=False)
+
+    def runtest(self) -> None:  # never reached: setup fails
+        pytest.fail(self.message, pytrace=False)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, self._line, self.name
+
+
 class TrtBenchPlugin:
     """Session state: settings, the harness, results gathered from (possibly remote) reports."""
 
@@ -367,6 +403,9 @@ class TrtBenchPlugin:
         self._settings: Settings | None = None
         self.is_worker = hasattr(config, "workerinput")
         self.written_baselines: list[str] = []
+        self.suite_files: list[Path] = []
+        self.anchor_why = ""
+        self.pruned: tuple[int, int] | None = None
 
     # --- lazily built state --------------------------------------------------------------------
 
@@ -382,11 +421,14 @@ class TrtBenchPlugin:
                 device = resolve_device(_get(config, GPU), build_only=build_only)
             except (GpuSelectionError, ValueError) as exc:
                 raise pytest.UsageError(str(exc)) from None
-            root = config.rootpath
+            from pytest_trtbench.anchor import find_anchor, resolve
+
+            anchor = find_anchor(config.inipath, config.rootpath, self.suite_files)
+            self.anchor_why = anchor.why
             self._settings = Settings(
                 device=device,
-                cache_dir=root / (os.environ.get("TRTBENCH_CACHE_DIR") or _get(config, CACHE_DIR)),
-                baseline_dir=root / _get(config, BASELINE_DIR),
+                cache_dir=resolve(anchor, os.environ.get("TRTBENCH_CACHE_DIR") or _get(config, CACHE_DIR)),
+                baseline_dir=resolve(anchor, _get(config, BASELINE_DIR)),
                 timing=TimingConfig(
                     warmup_s=_get(config, WARMUP_S), blocks=_get(config, BLOCKS),
                     min_block_iters=_get(config, MIN_BLOCK_ITERS), min_block_s=_get(config, MIN_BLOCK_S),
@@ -420,12 +462,15 @@ class TrtBenchPlugin:
         reporter.write_line(f"[trtbench] {text}")
 
     def close(self) -> None:
+        if self._harness is not None:
+            self._harness.close()  # the session's exported / normalized models
         self._harness = None
 
     # --- hooks ---------------------------------------------------------------------------------
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        self.suite_files = list(dict.fromkeys(i.path for i in items if isinstance(i, (CaseItem, InvalidSuiteItem))))
         if any(isinstance(i, CaseItem) for i in items):
             self.settings()  # a --trt-gpu mismatch is a usage error before anything runs
 
@@ -462,6 +507,12 @@ class TrtBenchPlugin:
             return
         if self.settings().update_baselines:
             self._write_baselines()
+        max_size = _get(self.config, CACHE_MAX_SIZE)
+        if max_size is not None:
+            from pytest_trtbench.cache_admin import prune
+
+            removed = prune(self.settings().cache_dir, max_size=max_size)
+            self.pruned = (len(removed), sum(e.bytes for e in removed))
         report = _get(self.config, REPORT)
         if report:
             from pytest_trtbench.report import write_csv
@@ -507,6 +558,24 @@ class TrtBenchPlugin:
         tr.write_line("verdicts: " + ", ".join(f"{k} {v}" for k, v in sorted(counts(rows).items())))
         for path in self.written_baselines:
             tr.write_line(f"baselines written: {path}")
+        self._summary_locations(tr, rows)
+
+    def _summary_locations(self, tr: Any, rows: list[dict[str, Any]]) -> None:
+        from pytest_trtbench.anchor import stray_baselines
+        from pytest_trtbench.cache_admin import format_size, tree_bytes
+
+        settings = self.settings()
+        tr.write_line(f"baselines: {settings.baseline_dir / settings.device.gpu} (anchored at the {self.anchor_why})")
+        cache = settings.cache_dir
+        pruned = ""
+        if self.pruned is not None:
+            pruned = f"; {CACHE_MAX_SIZE} pruned {self.pruned[0]} entries ({format_size(self.pruned[1])})"
+        tr.write_line(f"cache: {cache} holds {format_size(tree_bytes(cache))}{pruned} "
+                      "(python -m pytest_trtbench cache list|prune)")
+        if rows and all(r["status"] == "new" for r in rows):
+            for other in stray_baselines(settings.baseline_dir, [*self.suite_files, Path.cwd()]):
+                tr.write_line(f"warning: every case is new, but {other} exists and was not used: run from its "
+                              f"project or pass {BASELINE_DIR}={other}", yellow=True, bold=True)
 
 
 @pytest.fixture(scope="session")

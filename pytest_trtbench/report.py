@@ -17,6 +17,17 @@ if TYPE_CHECKING:
     from pytest_trtbench.outcome import CaseOutcome
 
 NAN = math.nan
+REASON_MAX_CHARS = 500
+"""The one truncation rule for the CSV's ``reason`` (and the tables): the failure message has the full text."""
+
+
+def truncate_reason(text: str, limit: int = REASON_MAX_CHARS) -> str:
+    """*text* cut to *limit* characters, saying so (whitespace runs collapsed first)."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    marker = f" ... [cut: {len(text)} characters in all, the failure message has them]"
+    return text[: max(0, limit - len(marker))].rstrip() + marker
 
 
 @dataclass(frozen=True)
@@ -66,7 +77,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("gpu", "text", lambda o: o.case.gpu, True),
     Column("device_name", "text", lambda o: o.case.device_name, True),
     Column("status", "text", lambda o: o.status, True),
-    Column("reason", "text", lambda o: o.reason, True),
+    Column("reason", "text", lambda o: truncate_reason(o.reason), True),
     Column("latency_ms_median", "number", _lat("median_ms"), True),
     Column("latency_ms_p90", "number", _lat("p90_ms"), True),
     Column("latency_ms_p99", "number", _lat("p99_ms"), True),
@@ -97,6 +108,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("fuzz_shapes_tried", "integer", lambda o: o.fuzz.shapes_tried if o.fuzz is not None else NAN),
     Column("fuzz_failing_shape", "text", lambda o: o.fuzz.failing_shape if o.fuzz is not None else ""),
     Column("fuzz_seed", "integer", lambda o: o.fuzz.seed if o.fuzz is not None else NAN),
+    Column("model_normalized", "text", lambda o: o.model_normalized),
 )
 """The report's columns, in CSV order. A new metric: a field on the outcome and one line here."""
 

@@ -21,10 +21,12 @@ from pytest_trtbench.device import cpu_model
 from pytest_trtbench.inputs import calibration_feeds, make_feeds
 from pytest_trtbench.measure import LatencyResult, measure_latency
 from pytest_trtbench.model import ModelSource, load_model
+from pytest_trtbench.normalize import NormalizedModel, NormalizeError, normalize_model
 from pytest_trtbench.outcome import CaseOutcome
 from pytest_trtbench.pipeline import run_case as run_pipeline
 from pytest_trtbench.precision import CALIBRATED
 from pytest_trtbench.profile import InputRange, ShapeProfile
+from pytest_trtbench.reference_timing import ReferenceTiming, time_reference
 from pytest_trtbench.settings import Settings
 from pytest_trtbench.suite import Case, Suite, SuiteError
 
@@ -54,9 +56,10 @@ class Harness:
         self.cache = EngineCache(settings.cache_dir, settings.device.gpu, rebuild=settings.rebuild, on_build=on_build)
         self._work = Path(tempfile.mkdtemp(prefix="trtbench-export-"))
         self._models: dict[Suite, ModelSource | SuiteError] = {}
+        self._normalized: dict[tuple[Suite, str], NormalizedModel | NormalizeError] = {}
         self._engines: dict[tuple[Any, ...], tuple[CacheEntry, Engine | None]] = {}
         self._references: dict[tuple[Any, ...], dict[str, np.ndarray]] = {}
-        self._reference_latency: dict[tuple[Any, ...], float] = {}
+        self._reference_latency: dict[tuple[Any, ...], ReferenceTiming] = {}
         self._baselines: dict[Path, dict[str, Any] | BaselineError] = {}
         self._cpu_model = cpu_model()
         self._versions = _versions()
@@ -75,6 +78,30 @@ class Harness:
         if isinstance(got, SuiteError):
             raise got
         return got
+
+    def normalized_model(self, case: Case) -> NormalizedModel:
+        """The model the case's precision recipe starts from: for an ONNX-file suite, a private
+        normalized copy where the file needs one (:mod:`pytest_trtbench.normalize`); the only place
+        normalization happens. Exported PyTorch models are ours and used as they are."""
+        model = self.model(case.suite)
+        if not case.suite.is_onnx_file:
+            return NormalizedModel(model.onnx_path, model.onnx_path)
+        key = (case.suite, case.precision)
+        if key not in self._normalized:
+            try:
+                self._normalized[key] = normalize_model(model.onnx_path, self._work / "normalized", case.precision)
+            except NormalizeError as exc:
+                self._normalized[key] = exc
+        got = self._normalized[key]
+        if isinstance(got, NormalizeError):
+            raise SuiteError(str(got))
+        return got
+
+    def close(self) -> None:
+        """Remove the session's exported and normalized models (the cache keeps what engines need)."""
+        import shutil
+
+        shutil.rmtree(self._work, ignore_errors=True)
 
     def calibration_shapes(self, case: Case) -> dict[str, tuple[int, ...]]:
         """Shapes of the default calibration feeds: the profile's opt shape with the batch capped at
@@ -107,7 +134,7 @@ class Harness:
         suite = case.suite
         calib_shapes = self.calibration_shapes(case) if case.precision in CALIBRATED else {}
         return BuildRequest(
-            onnx_path=self.model(suite).onnx_path,
+            onnx_path=self.normalized_model(case).path,
             precision=case.precision,
             profiles=(self.engine_profile(case),),
             device=self.settings.device,
@@ -151,8 +178,14 @@ class Harness:
             return math.nan
         if key not in self._reference_latency:
             launch = model.reference.prepare(self.inputs(case))
-            self._reference_latency[key] = measure_latency(launch, case.batch_size, self.settings.timing).median_ms
-        return self._reference_latency[key]
+
+            def warm() -> None:
+                launch()
+                launch.synchronize()
+
+            self._reference_latency[key] = time_reference(
+                lambda: measure_latency(launch, case.batch_size, self.settings.timing), warm)
+        return self._reference_latency[key].median_ms
 
     def baseline_file(self, case: Case) -> Path:
         return baseline_path(self.settings.baseline_dir, self.settings.device.gpu, case.suite.name)
@@ -184,7 +217,30 @@ class Harness:
 
     def run_case(self, case: Case) -> CaseOutcome:
         """Run *case* through the pipeline; its own failures come back as the outcome's verdict."""
-        return run_pipeline(case, self)
+        return self._own_model_notes(case, run_pipeline(case, self))
+
+    def _own_model_notes(self, case: Case, outcome: CaseOutcome) -> CaseOutcome:
+        """What normalization did to the case's ONNX file; the user's file named instead of the private
+        copy in errors; an unstable reference timing said in the reason (it is not stored)."""
+        from dataclasses import replace
+
+        from pytest_trtbench.verdict import ERROR, Verdict
+
+        got = self._normalized.get((case.suite, case.precision))
+        if not isinstance(got, NormalizedModel) or got.path == got.source:
+            normalized = outcome
+        else:
+            normalized = replace(outcome, model_normalized=got.summary)
+            if outcome.status == ERROR:
+                def named(text: str) -> str:
+                    return text.replace(str(got.path), f"{got.source} (normalized copy)")
+
+                normalized = replace(normalized, verdict=Verdict(ERROR, named(outcome.reason)), message=named(outcome.message))
+        timing = self._reference_latency.get((case.suite, case.shapes))
+        if timing is not None and timing.note and outcome.status != ERROR:
+            reason = "; ".join(filter(None, [outcome.reason, timing.note]))
+            normalized = replace(normalized, verdict=Verdict(outcome.status, reason))
+        return normalized
 
 
 def _pin(shape: tuple[int, ...], fixed: tuple[int | None, ...]) -> tuple[int, ...]:

@@ -46,7 +46,8 @@ class Input:
         for d in self.shape:
             if isinstance(d, str):
                 if d not in dims:
-                    raise SuiteError(f"input {self.name!r} uses dim {d!r} but the suite gives no values for it")
+                    raise SuiteError(f"input {self.name!r} uses dim {d!r} but the suite gives no values for it; "
+                                     f"add dims={{{d!r}: [...]}}")
                 out.append(int(dims[d]))
             else:
                 out.append(int(d))
@@ -99,7 +100,8 @@ class Suite:
     """
 
     model: str | os.PathLike[str] | Callable[[], Any]
-    inputs: Sequence[Input]
+    inputs: Sequence[Input] = ()
+    """Optional for an ONNX file (read from the file, see :mod:`pytest_trtbench.onnx_suite`)."""
     batch_sizes: Sequence[int] = (1,)
     dims: Mapping[str, Sequence[int]] = field(default_factory=dict)
     precisions: Sequence[str] = ("fp32",)
@@ -125,12 +127,18 @@ class Suite:
     name: str = ""
     source_file: str = ""
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
+        """Raise :class:`SuiteError` naming the fix if the declaration is invalid. Called at collection
+        (not at construction), so one broken suite does not stop its module's other suites."""
         for p in self.precisions:
             if p not in PRECISIONS:
                 raise SuiteError(f"unknown precision {p!r}; choose from {', '.join(PRECISIONS)}")
+        if self.is_onnx_file:
+            from pytest_trtbench.onnx_suite import complete_onnx_suite
+
+            complete_onnx_suite(self)
         if not self.inputs:
-            raise SuiteError("a suite needs at least one Input")
+            raise SuiteError("a PyTorch suite needs its inputs: inputs=[Input(name, shape), ...]")
         if not self.batch_sizes or any(int(b) < 1 for b in self.batch_sizes):
             raise SuiteError(f"batch_sizes must be positive integers, got {list(self.batch_sizes)}")
         if isinstance(self.fuzz_shapes, bool) or not isinstance(self.fuzz_shapes, int) or self.fuzz_shapes < 0:

@@ -56,7 +56,7 @@ def test_case_ids_are_readable() -> None:
 
 def test_bad_suite_declarations_are_refused_with_the_fix() -> None:
     with pytest.raises(SuiteError, match="unknown precision 'fp64'"):
-        Suite(model="m.onnx", inputs=[Input("x", (1,))], precisions=["fp64"])
+        Suite(model="m.onnx", inputs=[Input("x", (1,))], precisions=["fp64"]).validate()
     with pytest.raises(SuiteError, match="uses dim 'seq' but the suite gives no values"):
         Suite(model="m.onnx", inputs=[Input("x", ("batch", "seq"))], name="s").cases()
     with pytest.raises(ValueError, match="min <= opt <= max"):

@@ -166,7 +166,7 @@ def test_gpu_name_mismatch_is_a_usage_error(pytester: pytest.Pytester) -> None:
 def test_corrupt_cache_entry_is_rebuilt(pytester: pytest.Pytester) -> None:
     write_suite(pytester)
     run(pytester).assert_outcomes(passed=4)
-    engines = list((pytester.path / ".trtbench-cache").glob("cpu/onnxruntime/*/model.opt.onnx"))
+    engines = list((pytester.path / ".trtbench-cache").glob("cpu/onnxruntime/*/model.onnx"))
     assert len(engines) == 2
     engines[0].write_bytes(b"not an onnx model")
     result = run(pytester, "-W", "default")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -37,8 +38,12 @@ def test_two_workers_match_the_serial_report_and_build_each_engine_once(tmp_path
     assert "2 workers" in xdist_out or "created: 2/2 workers" in xdist_out
     assert sorted(parallel) == sorted(serial) and len(serial) == 12
     columns = ("status", "reason", "engine_key", "engine_precisions", "reference_backend", "shapes")
+    def same(row: dict[str, str]) -> dict[str, str]:
+        # a reference timed on a busy 2-core VM may be reported unstable in one run and not the other
+        return {c: re.sub(r"; reference timing unstable.*", "", row[c]) for c in columns}
+
     for case_id, row in serial.items():
-        assert {c: parallel[case_id][c] for c in columns} == {c: row[c] for c in columns}, case_id
+        assert same(parallel[case_id]) == same(row), case_id
     for out in (serial_out, xdist_out):
         assert "engines: 4 built" in out  # mlp and cnn, each in fp32 and int8 (fp16 skips on CPU)
     cached = list((tmp_path / "xdist" / "cpu" / "onnxruntime").glob("*/meta.json"))

@@ -1,7 +1,10 @@
 """ONNX Runtime as an engine under test: CPU provider here, CUDA provider where a GPU is present.
 
-The "engine" is the optimized model ONNX Runtime writes for the provider (after Q/DQ quantization
-for int8, after float conversion for fp16), stored in the engine cache.
+The "engine" is the model ONNX Runtime runs (the fp32 model, the Q/DQ int8 model, or the fp16
+conversion) stored in the engine cache, and loaded with graph optimization on. ONNX Runtime's saved
+*optimized* model is not kept: it materializes constant-folded tensors (a 4 KB file became a 244 MB
+entry) and, for files that list initializers as graph inputs, turned weights into required inputs
+("Required inputs ... are missing"). ``benchmarks/ort_engine_storage.py`` measures both ways.
 """
 from __future__ import annotations
 
@@ -14,7 +17,9 @@ from pytest_trtbench.device import DeviceInfo
 if TYPE_CHECKING:
     import numpy as np
 
-ENGINE_FILE = "model.opt.onnx"
+ENGINE_FILE = "model.onnx"
+ENGINE_FORMAT = "source-model-optimized-at-load"
+"""Part of the cache identity: entries of the old format (a saved optimized model) are not reused."""
 
 
 def _ort() -> Any:
@@ -62,22 +67,21 @@ class OnnxRuntimeBackend:
 
     def cache_identity(self, request: BuildRequest) -> dict[str, str]:
         ort = _ort()
-        return {"onnxruntime": ort.__version__, "providers": _provider_label(request.device, request.precision)}
+        return {"onnxruntime": ort.__version__, "providers": _provider_label(request.device, request.precision),
+                "engine_format": ENGINE_FORMAT}
 
     def build(self, request: BuildRequest, out_dir: Path, cache_root: Path) -> BuildOutput:
         ort = _ort()
         from pytest_trtbench.precision.prepare import prepare_model
 
         prepared = prepare_model(request, out_dir)
-        src = prepared.path
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-        options.optimized_model_filepath = str(out_dir / ENGINE_FILE)
-        options.log_severity_level = 3
-        try:
-            ort.InferenceSession(str(src), options, providers=_providers(request.device, request.precision))
-        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types without a common base
-            raise BackendError(f"onnxruntime could not load {request.onnx_path}: {exc}") from None
+        engine_file = out_dir / ENGINE_FILE
+        if prepared.path.parent == out_dir:
+            prepared.path.replace(engine_file)  # the int8 / fp16 copy is the engine: keep one file, not two
+        else:
+            copy_model(prepared.path, engine_file)
+        session = _session(ort, engine_file, request.device, request.precision, source=request.onnx_path)
+        _check_inputs(session, engine_file, request.onnx_path)
         files = [p.name for p in out_dir.iterdir() if p.is_file()]
         return BuildOutput(files=files, metadata={**prepared.metadata, "onnxruntime": ort.__version__})
 
@@ -94,18 +98,55 @@ class OnnxRuntimeBackend:
         return OnnxRuntimeEngine(entry_dir / ENGINE_FILE, request.device, request.precision)
 
 
+def copy_model(src: Path, dst: Path) -> None:
+    """Copy an ONNX file and the external-data files it names (kept relative to it) into *dst*'s folder."""
+    import shutil
+
+    import onnx
+    from onnx.external_data_helper import uses_external_data
+
+    model = onnx.load(str(src), load_external_data=False)
+    locations = {entry.value for init in model.graph.initializer if uses_external_data(init)
+                 for entry in init.external_data if entry.key == "location"}
+    shutil.copyfile(src, dst)
+    for location in sorted(locations):
+        target = dst.parent / location
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src.parent / location, target)
+
+
+def _session(ort: Any, path: Path, device: DeviceInfo, precision: str, *, optimize: bool = True,
+             source: Path | None = None) -> Any:
+    """An inference session on *path*, graph optimization at ORT's extended level unless *optimize* is off."""
+    options = ort.SessionOptions()
+    level = ort.GraphOptimizationLevel
+    options.graph_optimization_level = level.ORT_ENABLE_EXTENDED if optimize else level.ORT_DISABLE_ALL
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), options, providers=_providers(device, precision))
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types without a common base
+        raise BackendError(f"onnxruntime could not load {source or path}: {type(exc).__name__}: {exc}") from None
+
+
+def _check_inputs(session: Any, path: Path, source: Path) -> None:
+    """Refuse (never cache) an engine whose session requires inputs the model does not declare."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    initializers = {i.name for i in graph.initializer}
+    declared = [i.name for i in graph.input if i.name not in initializers]
+    extra = [i.name for i in session.get_inputs() if i.name not in declared]
+    if extra:
+        raise BackendError(f"onnxruntime session for {source} requires inputs {extra} beyond the model's inputs "
+                           f"{declared}; not caching this engine")
+
+
 class OnnxRuntimeEngine:
-    def __init__(self, path: Path, device: DeviceInfo, precision: str = "fp32") -> None:
+    def __init__(self, path: Path, device: DeviceInfo, precision: str = "fp32", *, optimize: bool = True) -> None:
+        """*optimize* off runs the file exactly as given (the ONNX-file reference does)."""
         ort = _ort()
         self.precision = precision
-        options = ort.SessionOptions()
-        # the file is already optimized for this provider; don't redo (or undo) that work
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        options.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=_providers(device, precision))
-        except Exception as exc:  # corrupt or truncated file
-            raise BackendError(f"cannot load {path}: {type(exc).__name__}: {str(exc)[:200]}") from None
+        self.session = _session(ort, path, device, precision, optimize=optimize)
         self.device = device
         self.path = path
         self._graph: CudaGraphSession | None = None
@@ -116,7 +157,7 @@ class OnnxRuntimeEngine:
         try:
             values = self.session.run(self.output_names, dict(feeds))
         except Exception as exc:
-            raise BackendError(f"onnxruntime run failed: {str(exc)[:300]}") from None
+            raise BackendError(f"onnxruntime run failed on {self.path}: {exc}") from None
         return dict(zip(self.output_names, values))
 
     def prepare(self, feeds: Mapping[str, np.ndarray]) -> OnnxRuntimeLaunch:
@@ -215,7 +256,7 @@ class CudaGraphSession:
         ort = _ort()
         self.key = key
         options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED  # as the engine loads
         options.log_severity_level = 3
         providers = [("CUDAExecutionProvider", {"device_id": 0, "enable_cuda_graph": "1", "use_tf32": use_tf32})]
         try:

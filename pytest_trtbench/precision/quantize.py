@@ -55,7 +55,10 @@ def quantize_qdq(src: Path, dst: Path, calibration: Iterable[Mapping[str, np.nda
     prepared = dst.with_name(dst.stem + ".pre.onnx")
     try:
         # the pre-processing ONNX Runtime recommends: symbolic shape inference and graph cleanup
-        quant_pre_process(str(src), str(prepared), auto_merge=True)
+        try:
+            quant_pre_process(str(src), str(prepared), auto_merge=True)
+        except AssertionError:  # ORT's symbolic shape inference gives up on some Reshapes (a ViT's patch flatten)
+            quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
         weighted = weighted_nodes(prepared)
         if not weighted:
             raise QuantizationError(f"{src}: no Conv/MatMul/Gemm with weights to quantize; int8 would change nothing")
