@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable, Mapping, Sequence
 
 BASELINES = "baselines"
 
@@ -57,3 +57,20 @@ def stray_baselines(used: Path, starts: Iterable[Path]) -> list[Path]:
             if candidate.is_dir() and candidate.resolve() != used:
                 found[candidate] = None
     return list(found)
+
+
+def location_lines(baselines: Path, anchor_why: str, cache: Path, pruned: tuple[int, int] | None,
+                   rows: Sequence[Mapping[str, Any]], suite_files: Sequence[Path]) -> list[tuple[str, bool]]:
+    """The summary's lines on where baselines and the cache are (and how big), and the warning when every
+    case is ``new`` while another ``baselines/`` folder exists up the tree: ``(text, is_warning)``."""
+    from pytest_trtbench.cache_admin import format_size, tree_bytes
+
+    lines = [(f"baselines: {baselines} (anchored at the {anchor_why})", False)]
+    note = f"; --trt-cache-max-size pruned {pruned[0]} entries ({format_size(pruned[1])})" if pruned else ""
+    lines.append((f"cache: {cache} holds {format_size(tree_bytes(cache))}{note} "
+                  "(python -m pytest_trtbench cache list|prune)", False))
+    if rows and all(r["status"] == "new" for r in rows):
+        for other in stray_baselines(baselines.parent, [*suite_files, Path.cwd()]):
+            lines.append((f"warning: every case is new, but {other} exists and was not used: run from its "
+                          f"project or pass --trt-baseline-dir={other}", True))
+    return lines

@@ -285,7 +285,9 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
     except ValueError as exc:  # SuiteError and the profile's ValueError: this suite only, the others still run
         message = f"suite {name} ({obj.source_file}:{line + 1}) is invalid: {exc}"
         return [InvalidSuiteItem.from_parent(collector, name=f"{name}[invalid-suite]", message=message, line=line)]
-    items = [CaseItem.from_parent(collector, name=f"{name}[{case.param_id}]", case=case, line=line) for case in cases]
+    items: list[pytest.Item] = [
+        CaseItem.from_parent(collector, name=f"{name}[{case.param_id}]", case=case, line=line) for case in cases
+    ]
     examples = _get(collector.config, FUZZ)
     examples = obj.fuzz_shapes if examples is None else examples
     if examples:  # shape fuzzing: one more item per backend x precision
@@ -561,21 +563,12 @@ class TrtBenchPlugin:
         self._summary_locations(tr, rows)
 
     def _summary_locations(self, tr: Any, rows: list[dict[str, Any]]) -> None:
-        from pytest_trtbench.anchor import stray_baselines
-        from pytest_trtbench.cache_admin import format_size, tree_bytes
+        from pytest_trtbench.anchor import location_lines
 
         settings = self.settings()
-        tr.write_line(f"baselines: {settings.baseline_dir / settings.device.gpu} (anchored at the {self.anchor_why})")
-        cache = settings.cache_dir
-        pruned = ""
-        if self.pruned is not None:
-            pruned = f"; {CACHE_MAX_SIZE} pruned {self.pruned[0]} entries ({format_size(self.pruned[1])})"
-        tr.write_line(f"cache: {cache} holds {format_size(tree_bytes(cache))}{pruned} "
-                      "(python -m pytest_trtbench cache list|prune)")
-        if rows and all(r["status"] == "new" for r in rows):
-            for other in stray_baselines(settings.baseline_dir, [*self.suite_files, Path.cwd()]):
-                tr.write_line(f"warning: every case is new, but {other} exists and was not used: run from its "
-                              f"project or pass {BASELINE_DIR}={other}", yellow=True, bold=True)
+        for text, warn in location_lines(settings.baseline_dir / settings.device.gpu, self.anchor_why,
+                                         settings.cache_dir, self.pruned, rows, self.suite_files):
+            tr.write_line(text, yellow=warn, bold=warn)
 
 
 @pytest.fixture(scope="session")
