@@ -133,12 +133,6 @@ class Suite:
         for p in self.precisions:
             if p not in PRECISIONS:
                 raise SuiteError(f"unknown precision {p!r}; choose from {', '.join(PRECISIONS)}")
-        if self.is_onnx_file:
-            from pytest_trtbench.onnx_suite import complete_onnx_suite
-
-            complete_onnx_suite(self)
-        if not self.inputs:
-            raise SuiteError("a PyTorch suite needs its inputs: inputs=[Input(name, shape), ...]")
         if not self.batch_sizes or any(int(b) < 1 for b in self.batch_sizes):
             raise SuiteError(f"batch_sizes must be positive integers, got {list(self.batch_sizes)}")
         if isinstance(self.fuzz_shapes, bool) or not isinstance(self.fuzz_shapes, int) or self.fuzz_shapes < 0:
@@ -150,6 +144,12 @@ class Suite:
                 self.build_options = check_build_options(self.build_options)
             except ValueError as exc:
                 raise SuiteError(f"suite {self.name or '?'}: {exc}") from None
+        if self.is_onnx_file:
+            from pytest_trtbench.onnx_suite import complete_onnx_suite
+
+            complete_onnx_suite(self)
+        if not self.inputs:
+            raise SuiteError("a PyTorch suite needs its inputs: inputs=[Input(name, shape), ...]")
 
     @property
     def is_onnx_file(self) -> bool:

@@ -183,7 +183,7 @@ def test_pin_line_lists_only_what_is_not_listed_yet() -> None:
 @pytest.mark.parametrize("bad", [-1, 2.5, True, "10"])
 def test_fuzz_shapes_must_be_a_count(bad: object) -> None:
     with pytest.raises(SuiteError, match="fuzz_shapes must be an integer >= 0"):
-        two_input_suite(fuzz_shapes=bad)
+        two_input_suite(fuzz_shapes=bad).validate()  # at collection, per suite
 
 
 def test_a_small_profile_is_run_whole_once() -> None:
