@@ -473,7 +473,7 @@ class TrtBenchPlugin:
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         self.suite_files = list(dict.fromkeys(i.path for i in items if isinstance(i, (CaseItem, InvalidSuiteItem))))
-        if any(isinstance(i, CaseItem) for i in items):
+        if self.suite_files:  # suites were collected (valid or not): option errors are usage errors first
             self.settings()  # a --trt-gpu mismatch is a usage error before anything runs
 
     @pytest.hookimpl(wrapper=True)

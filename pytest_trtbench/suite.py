@@ -127,6 +127,12 @@ class Suite:
     name: str = ""
     source_file: str = ""
 
+    def __post_init__(self) -> None:
+        try:  # parsed values early for direct use; an invalid one is reported by validate(), per suite
+            self.build_options = check_build_options(self.build_options)
+        except ValueError:
+            pass
+
     def validate(self) -> None:
         """Raise :class:`SuiteError` naming the fix if the declaration is invalid. Called at collection
         (not at construction), so one broken suite does not stop its module's other suites."""

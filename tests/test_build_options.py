@@ -44,7 +44,7 @@ def test_a_suite_checks_its_build_options() -> None:
     suite = Suite(model="m.onnx", inputs=[Input("x", (1,))], build_options={"opt_level": "1"})
     assert suite.build_options == {"opt_level": 1}
     with pytest.raises(SuiteError, match="unknown build option 'workspace'"):
-        Suite(model="m.onnx", inputs=[Input("x", (1,))], build_options={"workspace": 1}, name="s")
+        Suite(model="m.onnx", inputs=[Input("x", (1,))], build_options={"workspace": 1}, name="s").validate()
 
 
 def test_build_options_are_part_of_the_cache_key(tmp_path: Path) -> None:
