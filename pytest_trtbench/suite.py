@@ -128,10 +128,13 @@ class Suite:
     source_file: str = ""
 
     def __post_init__(self) -> None:
-        try:  # parsed values early for direct use; an invalid one is reported by validate(), per suite
-            self.build_options = check_build_options(self.build_options)
-        except ValueError:
-            pass
+        if self.build_options:  # parsed early for direct use; an invalid one is validate()'s error, per suite
+            from pytest_trtbench.build_options import check_build_options  # not at plugin import
+
+            try:
+                self.build_options = check_build_options(self.build_options)
+            except ValueError:
+                pass
 
     def validate(self) -> None:
         """Raise :class:`SuiteError` naming the fix if the declaration is invalid. Called at collection
