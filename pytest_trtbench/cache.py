@@ -3,6 +3,8 @@
 Layout: ``<root>/<gpu>/<backend>/<key>/`` holding the backend's files and ``meta.json``
 (written last, inside a private temporary directory that is renamed into place). A file lock per key
 makes concurrent workers build an entry once. An unreadable entry is rebuilt with a warning.
+Every build appends one JSON line to ``<root>/<gpu>/builds.jsonl`` (key, backend, label, pid, seconds):
+the record of what was built, by which process, that tests and users can count.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from pytest_trtbench.precision import CALIBRATED, recipe
 
 CACHE_LAYOUT_VERSION = 1
 META_FILE = "meta.json"
+BUILD_LOG = "builds.jsonl"
 
 
 class CacheWarning(UserWarning):
@@ -109,6 +112,21 @@ class EngineCache:
     def entry_dir(self, backend: str, key: str) -> Path:
         return self.root / backend / key
 
+    def build_log(self) -> list[dict[str, Any]]:
+        """Every build recorded in this GPU namespace, oldest first (see :data:`BUILD_LOG`)."""
+        try:
+            lines = (self.root / BUILD_LOG).read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def _log_build(self, record: dict[str, Any]) -> None:
+        from filelock import FileLock
+
+        with FileLock(str(self.root / "locks" / f"{BUILD_LOG}.lock")):
+            with open(self.root / BUILD_LOG, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record, sort_keys=True) + "\n")
+
     def _read_meta(self, path: Path) -> dict[str, Any] | None:
         try:
             meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
@@ -192,6 +210,8 @@ class EngineCache:
             raise
         finally:
             done.set()
+        self._log_build({"key": key, "backend": backend.name, "label": label, "pid": os.getpid(),
+                         "build_s": meta["build_s"], "created": meta["created"]})
         self._on_build(label, "done", build_s)
         return CacheEntry(key, path, meta, "built", build_s)
 

@@ -97,23 +97,39 @@ class GpuSelectionError(Exception):
     """``--trt-gpu`` names a device that is not the one present."""
 
 
-def resolve_device(requested: str, *, build_only: bool = False) -> DeviceInfo:
+def detect_device() -> DeviceInfo | None:
+    """The CUDA device this machine would run on (device 0), or ``None`` without one."""
+    found = detect_cuda_device()
+    if found is None:
+        return None
+    name, cc = found
+    return DeviceInfo(gpu=short_gpu_name(name), device_name=name, kind="cuda", compute_capability=cc)
+
+
+_DETECT = object()
+
+
+def resolve_device(requested: str, *, build_only: bool = False, present: DeviceInfo | None | object = _DETECT) -> DeviceInfo:
     """Turn ``--trt-gpu`` (``auto``, ``cpu`` or a short name) into the device this run uses.
 
     A named GPU that is not present is refused, unless *build_only* (then engines are built
-    for that GPU and nothing is executed or compared).
+    for that GPU and nothing is executed or compared). *present* is the detected CUDA device
+    (:func:`detect_device` when not given; tests inject one to play a machine with another GPU).
     """
     requested = requested.strip().lower()
-    present = detect_cuda_device()
+    detected = detect_device() if present is _DETECT else present
+    if detected is not None and not isinstance(detected, DeviceInfo):
+        raise TypeError(f"present must be a DeviceInfo or None, got {detected!r}")
+    found = (detected.device_name, detected.compute_capability) if detected is not None else None
     if requested == "cpu":
         return DeviceInfo(gpu="cpu", device_name=cpu_model(), kind="cpu")
     if requested == "auto":
-        if present is None:
+        if found is None:
             return DeviceInfo(gpu="cpu", device_name=cpu_model(), kind="cpu")
-        name, cc = present
+        name, cc = found
         return DeviceInfo(gpu=short_gpu_name(name), device_name=name, kind="cuda", compute_capability=cc)
-    if present is not None and short_gpu_name(present[0]) == requested:
-        return DeviceInfo(gpu=requested, device_name=present[0], kind="cuda", compute_capability=present[1])
+    if found is not None and short_gpu_name(found[0]) == requested:
+        return DeviceInfo(gpu=requested, device_name=found[0], kind="cuda", compute_capability=found[1])
     if build_only:
         return DeviceInfo(
             gpu=requested,
@@ -122,8 +138,8 @@ def resolve_device(requested: str, *, build_only: bool = False) -> DeviceInfo:
             compute_capability=KNOWN_COMPUTE_CAPABILITY.get(requested, ""),
             target_only=True,
         )
-    found = f"this machine has {present[0]!r} ({short_gpu_name(present[0])})" if present else "this machine has no CUDA device"
+    has = f"this machine has {found[0]!r} ({short_gpu_name(found[0])})" if found else "this machine has no CUDA device"
     raise GpuSelectionError(
-        f"--trt-gpu={requested} but {found}. Baselines of one GPU are never compared on another: "
+        f"--trt-gpu={requested} but {has}. Baselines of one GPU are never compared on another: "
         f"use --trt-gpu=auto, or --trt-gpu=cpu, or add --trt-build-only to only build engines for {requested}."
     )
