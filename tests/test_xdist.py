@@ -12,6 +12,7 @@ import pytest
 pytest.importorskip("xdist")
 pytest.importorskip("torch")
 
+from pytest_trtbench.cache import EngineCache  # noqa: E402
 from pytest_trtbench.workers import pin_worker, worker_index  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,8 +47,11 @@ def test_two_workers_match_the_serial_report_and_build_each_engine_once(tmp_path
         assert same(parallel[case_id]) == same(row), case_id
     for out in (serial_out, xdist_out):
         assert "engines: 4 built" in out  # mlp and cnn, each in fp32 and int8 (fp16 skips on CPU)
-    cached = list((tmp_path / "xdist" / "cpu" / "onnxruntime").glob("*/meta.json"))
-    assert len(cached) == 4
+    # the cache's own build log: every build by every process, not deduplicated
+    for name in ("serial", "xdist"):
+        log = EngineCache(tmp_path / name, "cpu").build_log()
+        assert len(log) == 4, [(r["label"], r["pid"]) for r in log]
+        assert {r["key"] for r in log} == {row["engine_key"] for row in serial.values() if row["engine_key"]}
 
 
 def test_workers_are_pinned_round_robin(monkeypatch: pytest.MonkeyPatch) -> None:
