@@ -146,8 +146,9 @@ def test_latency_regression_fails_that_test(recorded: pytest.Pytester) -> None:
             block["median_ms"] /= 10
             block["iqr_ms"] /= 10
     path.write_text(json.dumps(data))
-    result = run(recorded, "--trt-report=r.csv")
-    result.assert_outcomes(passed=3, failed=1)
+    # only the case with the 10x-faster baseline: the others would be gated on this VM's real (noisy) CPU timing
+    result = run(recorded, "--trt-report=r.csv", "-k", "fp32-b4")
+    result.assert_outcomes(failed=1, deselected=3)
     result.stdout.fnmatch_lines(["*test_tiny[[]onnxruntime-fp32-b4[]]: latency_regression*",
                                  "*latency: median * ms vs baseline * ms (+*"])
     row = report_rows(recorded.path / "r.csv")["test_tiny[onnxruntime-fp32-b4]"]
