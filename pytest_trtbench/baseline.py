@@ -2,8 +2,10 @@
 
 Format: ``{"schema_version": N, "suite": name, "cases": {param_id: entry}}`` with sorted keys and
 one entry per case, so a refresh diff shows exactly the cases that changed. Loading is plain JSON
-(never pickle); older schema versions are migrated on load. Writes are atomic and touch only the
-cases that ran.
+(never pickle); older schema versions are migrated on load; each entry is checked before use
+(:mod:`pytest_trtbench.baseline_check`), so a damaged one is refused naming the file, case and field.
+Writes are atomic and touch only the cases that ran; the read-modify-write of an update holds a file
+lock (:func:`lock_path`), so concurrent runs lose no entries.
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ def _migrate(data: dict[str, Any], path: Path) -> dict[str, Any]:
     if version == 1:
         # v1 stored one latency summary per case; v2 keeps a history of runs of block summaries
         for entry in data.get("cases", {}).values():
-            lat = entry.get("latency")
+            lat = entry.get("latency") if isinstance(entry, dict) else None
             if isinstance(lat, dict) and "runs" not in lat:
                 blocks = lat.get("blocks") or []
                 lat["runs"] = [blocks] if blocks else []
@@ -127,8 +129,25 @@ def make_entry(
     }
 
 
+def lock_path(path: Path) -> Path:
+    """The lock guarding *path*'s read-modify-write: in the temp directory, keyed by the absolute path,
+    so nothing appears next to baselines that are committed like code."""
+    import hashlib
+
+    digest = hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:24]
+    folder = Path(tempfile.gettempdir()) / "pytest-trtbench-locks"
+    folder.mkdir(exist_ok=True)
+    return folder / f"baseline-{digest}.lock"
+
+
 def update_baselines(path: Path, suite: str, entries: Mapping[str, Mapping[str, Any]]) -> None:
-    """Merge *entries* (param_id -> entry) into the file, leaving other cases untouched."""
-    cases = dict(load_baselines(path))
-    cases.update(entries)
-    write_atomic(path, dumps({"schema_version": SCHEMA_VERSION, "suite": suite, "cases": cases}))
+    """Merge *entries* (param_id -> entry) into the file, leaving other cases untouched.
+
+    Read, merge and write happen under a file lock: two processes updating one file both keep their cases."""
+    from filelock import FileLock
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(lock_path(path))):
+        cases = dict(load_baselines(path))
+        cases.update(entries)
+        write_atomic(path, dumps({"schema_version": SCHEMA_VERSION, "suite": suite, "cases": cases}))

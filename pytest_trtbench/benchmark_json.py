@@ -134,3 +134,17 @@ class BenchmarkJsonInterop:
         finally:
             if placeholder is not None and isinstance(benchmarks, list) and placeholder in benchmarks:
                 benchmarks.remove(placeholder)
+
+
+def disable_benchmarks_under_xdist(config: Any) -> None:
+    """pytest-benchmark disables itself under xdist anyway; 5.2 says so with a ``PytestBenchmarkWarning``
+    raised from its ``pytest_configure``, which ``filterwarnings = error`` turns into an INTERNALERROR.
+    Disabling it up front (before its configure runs) gives the same behaviour without the warning."""
+    option = config.option
+    if not hasattr(option, "benchmark_disable"):
+        return
+    import os
+
+    xdist = config.getoption("dist", "no") != "no" or bool(os.environ.get("PYTEST_XDIST_WORKER"))
+    if xdist and not getattr(option, "benchmark_skip", False) and not getattr(option, "benchmark_enable", False):
+        option.benchmark_disable = True

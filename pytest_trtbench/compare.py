@@ -35,6 +35,26 @@ class Tolerance:
             return Tolerance(atol=5e-2, rtol=5e-2, min_cosine=0.995)
         return Tolerance(atol=None, rtol=0.0, min_cosine=0.98, min_top1=None)
 
+    def problems(self) -> list[str]:
+        """What is wrong with the values (empty when valid): NaN or negative tolerances would let
+        anything pass, floors outside [0, 1] can never be met or always are."""
+        out = []
+        for name in ("atol", "rtol"):
+            value = getattr(self, name)
+            if value is None and name == "atol":
+                continue
+            if not _is_number(value) or not math.isfinite(value) or value < 0:
+                out.append(f"{name}={value!r} must be a finite number >= 0")
+        for name in ("min_cosine", "min_top1"):
+            value = getattr(self, name)
+            if value is not None and (not _is_number(value) or not 0.0 <= value <= 1.0):
+                out.append(f"{name}={value!r} must be in [0, 1] (or None to switch it off)")
+        return out
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
 
 @dataclass
 class OutputComparison:
@@ -76,7 +96,17 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
 def compare_output(
     name: str, actual: np.ndarray, expected: np.ndarray, tol: Tolerance, *, classifier: bool = False
 ) -> OutputComparison:
-    """Compare one output. Shapes must match; NaN/Inf in *actual* always fails."""
+    """Compare one output. Shapes must match; NaN/Inf in *actual* (or in the reference) always fails.
+
+    User data can hold anything: numpy's overflow / invalid-value warnings are silenced here (the
+    non-finite counts report them), so ``-W error`` never turns a NaN output into a crash."""
+    import numpy as np
+
+    with np.errstate(all="ignore"):
+        return _compare(name, actual, expected, tol, classifier)
+
+
+def _compare(name: str, actual: np.ndarray, expected: np.ndarray, tol: Tolerance, classifier: bool) -> OutputComparison:
     import numpy as np
 
     failures: list[str] = []
@@ -91,6 +121,9 @@ def compare_output(
     finite_ref = np.isfinite(r)
     if nonfinite:
         failures.append(f"{nonfinite} of {a.size} elements are NaN or Inf")
+    ref_nonfinite = int(r.size - np.count_nonzero(finite_ref))
+    if ref_nonfinite:
+        failures.append(f"the reference has {ref_nonfinite} of {r.size} elements NaN or Inf: nothing to compare with")
     diff = np.abs(a - r)
     diff = np.where(np.isfinite(diff), diff, np.inf)
     absr = np.abs(r)
@@ -116,7 +149,7 @@ def compare_output(
         failures.append(f"cosine similarity {cosine:.6f} < {tol.min_cosine}")
     top1 = None
     scores, ref_scores = _class_scores(actual), _class_scores(expected)
-    if classifier and scores.ndim >= 2 and scores.shape[-1] >= 2:
+    if classifier and scores.ndim >= 2 and scores.shape[-1] >= 2 and not nonfinite:
         top1 = float(np.mean(np.argmax(scores, axis=-1) == np.argmax(ref_scores, axis=-1)))
         if tol.min_top1 is not None and not top1 >= tol.min_top1:
             failures.append(f"top-1 agreement {100 * top1:.2f} % < {100 * tol.min_top1:.2f} %")

@@ -48,6 +48,8 @@ def _onnx_io(path: Path) -> tuple[list[str], list[str], dict[str, tuple[int | No
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError, OSError, ...
         raise SuiteError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc})") from None
+    if not model.graph.node and not model.graph.input:  # protobuf parses an empty or foreign file as an empty model
+        raise SuiteError(f"{path}: not a readable ONNX model (no graph: the file is empty or not ONNX)")
     initializers = {i.name for i in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in initializers]
     static = {
@@ -100,7 +102,14 @@ def export_onnx(suite: Suite, module: Any, path: Path) -> list[str]:
     feeds = make_feeds(suite, shapes)
     args = tuple(torch.from_numpy(feeds[i.name]) for i in suite.inputs)
     with torch.no_grad():
-        sample = module(*args)
+        try:
+            sample = module(*args)
+        except Exception as exc:  # the user's model on the declared inputs: dtype or shape mismatch
+            fed = ", ".join(f"{k} {a.dtype}[{'x'.join(map(str, a.shape))}]" for k, a in feeds.items())
+            raise SuiteError(
+                f"suite {suite.name}: the model fails on the declared inputs ({fed}): {type(exc).__name__}: "
+                f"{str(exc)[:200]}; make each Input's dtype and shape what the model expects"
+            ) from None
     n_out = len(_flatten_outputs(sample))
     output_names = list(suite.output_names or [f"output_{k}" for k in range(n_out)])
     if len(output_names) != n_out:

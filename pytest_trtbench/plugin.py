@@ -6,6 +6,7 @@ is imported the first time a case runs or a fixture is requested.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generator
 import pytest
 
 from pytest_trtbench.suite import Case, Suite
+from pytest_trtbench.suite_checks import claim_suite_name
 from pytest_trtbench.verdict import SKIPPED
 
 if TYPE_CHECKING:
@@ -68,7 +70,7 @@ def _number(kind: type, minimum: float, *, inclusive: bool) -> Callable[[str], A
             value = kind(text)
         except ValueError:
             raise pytest.UsageError(f"expected {noun}, got {text!r}") from None
-        if not (value >= minimum if inclusive else value > minimum):
+        if not math.isfinite(value) or not (value >= minimum if inclusive else value > minimum):
             raise pytest.UsageError(f"expected {noun} {rule}, got {text!r}")
         return value
 
@@ -144,6 +146,18 @@ def _build_options(config: pytest.Config) -> dict[str, Any]:
     return options
 
 
+def _naming(where: str, parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """*parse* with its usage errors prefixed by the option (or ini key) that was given the bad value."""
+    def named(text: str) -> Any:
+        try:
+            return parse(text)
+        except pytest.UsageError as exc:
+            raise pytest.UsageError(f"{where}: {exc}") from None
+
+    named.__name__ = getattr(parse, "__name__", "value")
+    return named
+
+
 # (option, type, default, help); flags have type None
 _VALUED: list[tuple[str, Callable[[str], Any], Any, str]] = [
     (GPU, str, "auto", "GPU profile: a short name (a10, l4, h100), 'auto' (the present device) or 'cpu'. "
@@ -185,7 +199,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("trtbench", "TensorRT / ONNX Runtime model benchmarks (pytest-trtbench)")
     for option, kind, default, help_text in _VALUED:
         shown = "" if default is None else f"default: {default}; "
-        group.addoption(option, type=kind, default=None, help=f"{help_text} ({shown}ini: {_ini(option)})")
+        group.addoption(option, type=_naming(option, kind), default=None, help=f"{help_text} ({shown}ini: {_ini(option)})")
         parser.addini(_ini(option), help_text, default=None)
     for option, help_text in _FLAGS:
         group.addoption(option, action="store_true", default=None, help=f"{help_text} (ini: {_ini(option)})")
@@ -212,7 +226,7 @@ def _get(config: pytest.Config, option: str) -> Any:
         return bool(ini)
     for opt, kind, default, _ in _VALUED:
         if opt == option:
-            return kind(str(ini)) if ini not in (None, "") else default
+            return _naming(f"ini {_ini(option)}", kind)(str(ini)) if ini not in (None, "") else default
     return bool(ini)
 
 
@@ -230,9 +244,14 @@ def model_size(config: pytest.Config | None = None) -> str:
     return config.stash.get(size_key, "tiny") if config is not None else "tiny"
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[size_key] = _get(config, SIZE)
     _configured.append(config)
+    if config.pluginmanager.hasplugin("benchmark"):
+        from pytest_trtbench.benchmark_json import disable_benchmarks_under_xdist
+
+        disable_benchmarks_under_xdist(config)
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:
         from pytest_trtbench.workers import pin_worker, visible_gpus
@@ -279,6 +298,7 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
         obj.model = str(collector.path.parent / os.fspath(obj.model))  # type: ignore[arg-type]  # relative to the suite file
     line = _assignment_line(collector.path, name)
     try:
+        claim_suite_name(collector.config.stash[plugin_key].suite_names, obj, collector.path, collector.config.rootpath)
         obj.validate()
         cases = obj.cases(_resolve_backends(collector.config))
         _check_backends({case.backend for case in cases})
@@ -330,27 +350,12 @@ class CaseFailed(Exception):
     """A case's verdict failed the test; the message is the whole report."""
 
 
-class CaseItem(pytest.Item):
-    """One case of a suite, e.g. ``test_mlp[onnxruntime-fp32-b8]``."""
+class SuiteItem(pytest.Item):
+    """An item of a suite, reported at the suite's assignment line; a :class:`CaseFailed` is its whole report."""
 
-    def __init__(self, *, case: Case, line: int = 0, **kwargs: Any) -> None:
+    def __init__(self, *, line: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.case = case
         self._line = line
-        self.keywords[case.backend] = True
-        self.keywords[case.precision] = True
-
-    def runtest(self) -> None:
-        result = self._result(self.config.stash[plugin_key])
-        self.stash[result_key] = json.dumps(result.to_json(), allow_nan=True)
-        if result.status == SKIPPED:
-            # reported at the suite's location, as pytest does for skip markers
-            raise pytest.skip.Exception(result.reason, _use_item_location=True)
-        if result.message and result.failed:
-            raise CaseFailed(result.message)
-
-    def _result(self, plugin: TrtBenchPlugin) -> CaseOutcome:
-        return plugin.harness().run_case(self.case)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, CaseFailed):
@@ -359,6 +364,34 @@ class CaseItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, self._line, self.name
+
+
+class CaseItem(SuiteItem):
+    """One case of a suite, e.g. ``test_mlp[onnxruntime-fp32-b8]``."""
+
+    def __init__(self, *, case: Case, line: int = 0, **kwargs: Any) -> None:
+        super().__init__(line=line, **kwargs)
+        self.case = case
+        self.keywords[case.backend] = True
+        self.keywords[case.precision] = True
+
+    def runtest(self) -> None:
+        plugin = self.config.stash[plugin_key]
+        if plugin.setup_error:
+            raise CaseFailed(f"usage error: {plugin.setup_error}")
+        result = self._result(plugin)
+        cache = plugin.harness().cache
+        data = {**result.to_json(), "cache_notes": cache.notes[:]}
+        cache.notes.clear()
+        self.stash[result_key] = json.dumps(data, allow_nan=True)
+        if result.status == SKIPPED:
+            # reported at the suite's location, as pytest does for skip markers
+            raise pytest.skip.Exception(result.reason, _use_item_location=True)
+        if result.message and result.failed:
+            raise CaseFailed(result.message)
+
+    def _result(self, plugin: TrtBenchPlugin) -> CaseOutcome:
+        return plugin.harness().run_case(self.case)
 
 
 class FuzzItem(CaseItem):
@@ -408,6 +441,10 @@ class TrtBenchPlugin:
         self.suite_files: list[Path] = []
         self.anchor_why = ""
         self.pruned: tuple[int, int] | None = None
+        self.cache_notes: list[str] = []
+        self.write_failures: list[str] = []
+        self.suite_names: dict[str, Path] = {}
+        self.setup_error = ""
 
     # --- lazily built state --------------------------------------------------------------------
 
@@ -453,15 +490,17 @@ class TrtBenchPlugin:
             from pytest_trtbench.runner import Harness
 
             self._harness = Harness(self.settings(), on_build=self._on_build)
+            for tmp in self._harness.cache.clean_stale_tmp():
+                self.cache_notes.append(f"removed {tmp}: left by a build that was killed (older than an hour, unlocked)")
         return self._harness
 
     def _on_build(self, label: str, phase: str, seconds: float) -> None:
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is None or self.config.get_verbosity() < 0:
-            return
+        """Progress of a long build, on the terminal even while output is captured (without ``-s``)."""
+        from pytest_trtbench.progress import write_progress
+
         text = {"start": f"building engine {label} ...", "progress": f"still building {label}: {seconds:.0f} s",
                 "done": f"built engine {label} in {seconds:.1f} s"}[phase]
-        reporter.write_line(f"[trtbench] {text}")
+        write_progress(self.config, f"[trtbench] {text}")
 
     def close(self) -> None:
         if self._harness is not None:
@@ -470,11 +509,40 @@ class TrtBenchPlugin:
 
     # --- hooks ---------------------------------------------------------------------------------
 
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """Outputs the user asked for must be writable before anything is built."""
+        if self.is_worker:
+            return
+        from pytest_trtbench.paths import PathProblem
+        from pytest_trtbench.session_outputs import check_output_paths
+
+        report = self._report_path()
+        baselines = self.config.rootpath / _get(self.config, BASELINE_DIR) if _get(self.config, UPDATE_BASELINES) else None
+        try:
+            check_output_paths(report, baselines, report_option=REPORT, baseline_option=BASELINE_DIR)
+        except PathProblem as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+    def _report_path(self) -> Path | None:
+        report = _get(self.config, REPORT)
+        if not report:
+            return None
+        return Path(report) if Path(report).is_absolute() else self.config.rootpath / report
+
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         self.suite_files = list(dict.fromkeys(i.path for i in items if isinstance(i, (CaseItem, InvalidSuiteItem))))
         if self.suite_files:  # suites were collected (valid or not): option errors are usage errors first
-            self.settings()  # a --trt-gpu mismatch is a usage error before anything runs
+            from pytest_trtbench.cache import CacheDirError, EngineCache
+
+            try:  # a --trt-gpu mismatch or an unusable cache dir is a usage error before anything runs
+                EngineCache(self.settings().cache_dir, self.settings().device.gpu).check_usable()
+            except CacheDirError as exc:
+                self.setup_error = f"{CACHE_DIR}: {exc}"
+            except pytest.UsageError as exc:  # an xdist worker can't raise one (INTERNALERROR): its cases fail
+                self.setup_error = str(exc)
+            if self.setup_error and not self.is_worker:
+                raise pytest.UsageError(self.setup_error)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
@@ -492,8 +560,9 @@ class TrtBenchPlugin:
             return
         from pytest_trtbench.outcome import CaseOutcome
 
-        result = CaseOutcome.from_json(json.loads(value))
-        self.results.append(replace(result, nodeid=report.nodeid))
+        data = json.loads(value)
+        self.results.append(replace(CaseOutcome.from_json(data), nodeid=report.nodeid))
+        self.cache_notes.extend(data.get("cache_notes", []))
 
     def controller_results(self) -> list[CaseOutcome]:
         """The outcomes gathered so far on the controller (or in a run without xdist); none on a worker."""
@@ -505,42 +574,32 @@ class TrtBenchPlugin:
         return [row(r) for r in self.results]
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if self.is_worker or not self.results:
+        """Write every output; one that fails does not stop the others, and fails the session."""
+        if self.is_worker:
             return
-        if self.settings().update_baselines:
-            self._write_baselines()
+        from pytest_trtbench.session_outputs import write_session_outputs
+
+        update = bool(self.results) and self.settings().update_baselines
+        gpu = self.settings().device.gpu if self.results else ""
+        self.written_baselines, self.write_failures = write_session_outputs(
+            self.results, self._report_path(), update=update, gpu=gpu)
         max_size = _get(self.config, CACHE_MAX_SIZE)
-        if max_size is not None:
+        if self.results and max_size is not None:
             from pytest_trtbench.cache_admin import prune
 
             removed = prune(self.settings().cache_dir, max_size=max_size)
             self.pruned = (len(removed), sum(e.bytes for e in removed))
-        report = _get(self.config, REPORT)
-        if report:
-            from pytest_trtbench.report import write_csv
-
-            write_csv(self.rows(), self.config.rootpath / report if not Path(report).is_absolute() else Path(report))
-        summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
-        if summary_file:
-            from pytest_trtbench.report import markdown_table
-
-            with open(summary_file, "a", encoding="utf-8") as f:
-                f.write(f"### pytest-trtbench ({self.settings().device.gpu})\n\n{markdown_table(self.rows())}\n")
-
-    def _write_baselines(self) -> None:
-        from pytest_trtbench.baseline import update_baselines
-
-        per_file: dict[tuple[str, str], dict[str, Any]] = {}
-        for result in self.results:
-            if result.baseline_entry is not None:
-                key = (result.baseline_file, result.case.suite)
-                per_file.setdefault(key, {})[result.case.param_id] = result.baseline_entry
-        for (path, suite), entries in sorted(per_file.items()):
-            update_baselines(Path(path), suite, entries)
-        self.written_baselines = sorted(path for path, _ in per_file)
+        if self.write_failures and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.is_worker or not self.results:
+        if self.is_worker:
+            return
+        for line in self.cache_notes:
+            terminalreporter.write_line(f"trtbench: {line}", yellow=True)
+        for line in self.write_failures:
+            terminalreporter.write_line(f"trtbench error: {line}", red=True, bold=True)
+        if not self.results:
             return
         from pytest_trtbench.report import counts, text_table
 
@@ -560,6 +619,13 @@ class TrtBenchPlugin:
         tr.write_line("verdicts: " + ", ".join(f"{k} {v}" for k, v in sorted(counts(rows).items())))
         for path in self.written_baselines:
             tr.write_line(f"baselines written: {path}")
+        if not self.settings().update_baselines:
+            from pytest_trtbench.session_outputs import unused_baselines_warning
+
+            warning = unused_baselines_warning(rows, self.settings().baseline_dir, self.settings().device.gpu)
+            if warning:
+                tr.write_sep("!", "trtbench: no baselines used", red=True, bold=True)
+                tr.write_line(f"WARNING: {warning}", red=True, bold=True)
         self._summary_locations(tr, rows)
 
     def _summary_locations(self, tr: Any, rows: list[dict[str, Any]]) -> None:

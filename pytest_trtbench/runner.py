@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 from pytest_trtbench.backends import get_backend
 from pytest_trtbench.backends.base import Backend, BuildRequest, Engine
 from pytest_trtbench.baseline import BaselineError, baseline_path, load_baselines
+from pytest_trtbench.baseline_check import usable_entry
 from pytest_trtbench.cache import CacheEntry, EngineCache
 from pytest_trtbench.device import cpu_model
 from pytest_trtbench.inputs import calibration_feeds, make_feeds
@@ -200,7 +201,9 @@ class Harness:
         got = self._baselines[path]
         if isinstance(got, BaselineError):
             raise got
-        return got.get(case.param_id)
+        device = self.settings.device
+        return usable_entry(got, case.param_id, path, gpu=device.gpu, device_name=device.device_name,
+                            updating=self.settings.update_baselines)
 
     def backend(self, case: Case) -> Backend:
         return get_backend(case.backend)

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from pytest_trtbench.compare import Tolerance
-from pytest_trtbench.precision import PRECISIONS
 from pytest_trtbench.profile import InputRange, Shape, ShapeProfile
+from pytest_trtbench.suite_checks import suite_problems
 
 if TYPE_CHECKING:
     import numpy as np
@@ -137,28 +137,26 @@ class Suite:
                 pass
 
     def validate(self) -> None:
-        """Raise :class:`SuiteError` naming the fix if the declaration is invalid. Called at collection
-        (not at construction), so one broken suite does not stop its module's other suites."""
-        for p in self.precisions:
-            if p not in PRECISIONS:
-                raise SuiteError(f"unknown precision {p!r}; choose from {', '.join(PRECISIONS)}")
-        if not self.batch_sizes or any(int(b) < 1 for b in self.batch_sizes):
-            raise SuiteError(f"batch_sizes must be positive integers, got {list(self.batch_sizes)}")
-        if isinstance(self.fuzz_shapes, bool) or not isinstance(self.fuzz_shapes, int) or self.fuzz_shapes < 0:
-            raise SuiteError(f"fuzz_shapes must be an integer >= 0 (0: no shape fuzzing), got {self.fuzz_shapes!r}")
+        """Raise one :class:`SuiteError` listing every problem of the declaration (the checks are in
+        :mod:`pytest_trtbench.suite_checks`; extend them there). Called at collection (not at construction),
+        so one broken suite does not stop its module's other suites. An ONNX-file suite without ``inputs``
+        has them filled from the file first (:func:`pytest_trtbench.onnx_suite.complete_onnx_suite`)."""
+        problems = suite_problems(self, inputs=False)
+        if problems:
+            raise SuiteError("; ".join(problems))
         if self.build_options:
             from pytest_trtbench.build_options import check_build_options  # not at plugin import
 
-            try:
-                self.build_options = check_build_options(self.build_options)
-            except ValueError as exc:
-                raise SuiteError(f"suite {self.name or '?'}: {exc}") from None
+            self.build_options = check_build_options(self.build_options)
         if self.is_onnx_file:
             from pytest_trtbench.onnx_suite import complete_onnx_suite
 
             complete_onnx_suite(self)
         if not self.inputs:
             raise SuiteError("a PyTorch suite needs its inputs: inputs=[Input(name, shape), ...]")
+        problems = suite_problems(self, inputs=True)
+        if problems:
+            raise SuiteError("; ".join(problems))
 
     @property
     def is_onnx_file(self) -> bool:
@@ -207,6 +205,7 @@ class Suite:
 
     def cases(self, backends: Sequence[str] | None = None) -> list[Case]:
         """Expand into cases. *backends* is used when the suite does not name its own."""
+        self.validate()
         chosen = list(self.backends or backends or ("onnxruntime",))
         grid = self._dim_grid()
         shapes_per_point = [{i.name: i.resolve(point) for i in self.inputs} for point in grid]

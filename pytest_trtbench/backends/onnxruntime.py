@@ -154,6 +154,7 @@ class OnnxRuntimeEngine:
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        _check_feed_types(self.session, feeds)
         try:
             values = self.session.run(self.output_names, dict(feeds))
         except Exception as exc:
@@ -291,3 +292,20 @@ class CudaGraphSession:
 
     def replay(self) -> None:
         self.session.run_with_iobinding(self.binding)
+
+
+_ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+              "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int16)": "int16", "tensor(int8)": "int8",
+              "tensor(uint8)": "uint8", "tensor(bool)": "bool"}
+
+
+def _check_feed_types(session: Any, feeds: Mapping[str, np.ndarray]) -> None:
+    """An input of the wrong dtype is the suite's mistake: name the input and the fix, not ORT's internals."""
+    for spec in session.get_inputs():
+        arr = feeds.get(spec.name)
+        want = _ORT_TYPES.get(spec.type)
+        if arr is not None and want is not None and str(arr.dtype) != want:
+            raise BackendError(
+                f"input {spec.name!r} is {arr.dtype} but the model expects {want}: "
+                f"declare Input({spec.name!r}, ..., dtype={want!r}) in the suite"
+            )

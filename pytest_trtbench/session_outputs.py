@@ -1,0 +1,123 @@
+"""What a session leaves on disk: baselines, the CSV report, the GitHub step summary.
+
+Paths are checked when the session starts (a usage error naming the option and the path); a write that
+still fails at the end does not stop the others: every output is attempted, and the failures come back
+as one line each for the summary and a failing exit status. A report CSV from an earlier run is removed
+when this run executed nothing, so CI never uploads last week's numbers.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from pytest_trtbench.paths import PathProblem, check_writable_dir, check_writable_file
+
+if TYPE_CHECKING:
+    from pytest_trtbench.outcome import CaseOutcome
+
+
+def check_output_paths(report: Path | None, baseline_dir: Path | None, *, report_option: str,
+                       baseline_option: str) -> None:
+    """Raise :class:`PathProblem` (message starting with the option) if an output can't be written."""
+    if report is not None:
+        try:
+            check_writable_file(report)
+        except PathProblem as exc:
+            raise PathProblem(f"{report_option}: {exc}; pass a writable file path") from None
+    if baseline_dir is not None:
+        try:
+            check_writable_dir(baseline_dir)
+        except PathProblem as exc:
+            raise PathProblem(f"{baseline_option} (written by --trt-update-baselines): {exc}; "
+                              "make it writable or pass --trt-baseline-dir=A_WRITABLE_DIR") from None
+
+
+def _baseline_batches(results: Sequence[CaseOutcome]) -> dict[tuple[str, str], dict[str, Any]]:
+    per_file: dict[tuple[str, str], dict[str, Any]] = {}
+    for result in results:
+        if result.baseline_entry is not None:
+            key = (result.baseline_file, result.case.suite)
+            per_file.setdefault(key, {})[result.case.param_id] = result.baseline_entry
+    return per_file
+
+
+def write_baselines(results: Sequence[CaseOutcome]) -> tuple[list[str], list[str]]:
+    """Merge each case's new entry into its suite's file. Returns (files written, failure lines)."""
+    from pytest_trtbench.baseline import BaselineError, update_baselines
+
+    written, failures = [], []
+    for (path, suite), entries in sorted(_baseline_batches(results).items()):
+        try:
+            update_baselines(Path(path), suite, entries)
+        except (OSError, BaselineError) as exc:
+            failures.append(f"baselines not written to {path}: {exc}")
+        else:
+            written.append(path)
+    return written, failures
+
+
+def write_report(rows: Sequence[Mapping[str, Any]], path: Path) -> list[str]:
+    from pytest_trtbench.report import write_csv
+
+    try:
+        write_csv(rows, path)
+    except OSError as exc:
+        return [f"report not written to {path}: {exc}"]
+    return []
+
+
+def append_step_summary(path: str, gpu: str, rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    from pytest_trtbench.report import markdown_table
+
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(f"### pytest-trtbench ({gpu})\n\n{markdown_table(rows)}\n")
+    except OSError as exc:
+        return [f"GITHUB_STEP_SUMMARY not written to {path}: {exc}"]
+    return []
+
+
+def remove_stale_report(path: Path) -> list[str]:
+    """This run executed no case: an old report at *path* must not pass for this run's."""
+    try:
+        path.unlink(missing_ok=True)
+    except IsADirectoryError:
+        return []
+    except OSError as exc:
+        return [f"stale report {path} (from an earlier run) could not be removed: {exc}"]
+    return []
+
+
+def write_session_outputs(results: Sequence[CaseOutcome], report: Path | None, *, update: bool,
+                          gpu: str) -> tuple[list[str], list[str]]:
+    """Everything the session writes at its end. Returns (baseline files written, failure lines)."""
+    if not results:
+        return [], remove_stale_report(report) if report is not None else []
+    from pytest_trtbench.report import row
+
+    rows = [row(r) for r in results]
+    written, failures = write_baselines(results) if update else ([], [])
+    if report is not None:
+        failures += write_report(rows, report)
+    summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary_file:
+        failures += append_step_summary(summary_file, gpu, rows)
+    return written, failures
+
+
+def unused_baselines_warning(rows: Sequence[Mapping[str, Any]], baseline_dir: Path, gpu: str) -> str:
+    """A loud line when cases ran but none found a baseline although baseline files exist (a wrong
+    ``--trt-baseline-dir`` or ``--trt-gpu`` would otherwise make every case ``new`` and pass)."""
+    executed = [r for r in rows if r.get("status") not in ("skipped", "built", "error")]
+    if not executed or any(r.get("status") != "new" for r in executed):
+        return ""
+    try:
+        found = sorted(p for p in baseline_dir.rglob("*.json") if not p.name.startswith("."))
+    except OSError:
+        return ""
+    if not found:
+        return ""
+    shown = ", ".join(str(p) for p in found[:3]) + (f" (+{len(found) - 3} more)" if len(found) > 3 else "")
+    return (f"no case found a baseline in {baseline_dir / gpu}, but baseline files exist: {shown}; "
+            f"check --trt-baseline-dir (the directory that holds <gpu>/ folders) and --trt-gpu={gpu}")
