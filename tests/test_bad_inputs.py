@@ -457,7 +457,7 @@ OPTION_KINDS = [
     Kind("opt-energy-negative", _option("--trt-energy-s=-1"), 4, ["*--trt-energy-s*expected a number >= 0*"], ""),
     Kind("opt-size-huge", _option("--trt-size=huge"), 4, ["*--trt-size*expected one of tiny, full; got 'huge'*"], ""),
     Kind("opt-backend-unknown", _option("--trt-backend=tensorflow"), 4,
-         ["*--trt-backend*expected one of onnxruntime, tensorrt, auto; got 'tensorflow'*"], ""),
+         ["ERROR: --trt-backend: unknown backend 'tensorflow'; available: onnxruntime, tensorrt*"], ""),
     Kind("opt-backend-empty", _option("--trt-backend=,"), 4, ["*--trt-backend*expected at least one backend name*"], ""),
     Kind("opt-gpu-not-present", _option("--trt-gpu=h100"), 4, [USAGE + "h100*--trt-build-only*"], ""),
     Kind("ini-history-many", _ini("trt_history = many"), 4, ["ERROR: ini trt_history: expected an integer, got 'many'"], ""),
