@@ -46,6 +46,8 @@ def read_signature(path: Path) -> OnnxSignature:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # DecodeError, OSError, ...
         raise SuiteError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc})") from None
+    if not model.graph.node and not model.graph.input:  # protobuf parses an empty or foreign file as an empty model
+        raise SuiteError(f"{path}: not a readable ONNX model (no graph: the file is empty or not ONNX)")
     initializers = {i.name for i in model.graph.initializer}
     inputs = tuple(_info(v) for v in model.graph.input if v.name not in initializers)
     return OnnxSignature(inputs, tuple(_info(v) for v in model.graph.output))

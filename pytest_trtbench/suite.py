@@ -141,7 +141,8 @@ class Suite:
         :mod:`pytest_trtbench.suite_checks`; extend them there). Called at collection (not at construction),
         so one broken suite does not stop its module's other suites. An ONNX-file suite without ``inputs``
         has them filled from the file first (:func:`pytest_trtbench.onnx_suite.complete_onnx_suite`)."""
-        problems = suite_problems(self, inputs=False)
+        declared = bool(self.inputs)
+        problems = suite_problems(self, inputs=False) + (suite_problems(self, inputs=True) if declared else [])
         if problems:
             raise SuiteError("; ".join(problems))
         if self.build_options:
@@ -154,7 +155,7 @@ class Suite:
             complete_onnx_suite(self)
         if not self.inputs:
             raise SuiteError("a PyTorch suite needs its inputs: inputs=[Input(name, shape), ...]")
-        problems = suite_problems(self, inputs=True)
+        problems = [] if declared else suite_problems(self, inputs=True)  # inputs read from the ONNX file
         if problems:
             raise SuiteError("; ".join(problems))
 
@@ -205,7 +206,6 @@ class Suite:
 
     def cases(self, backends: Sequence[str] | None = None) -> list[Case]:
         """Expand into cases. *backends* is used when the suite does not name its own."""
-        self.validate()
         chosen = list(self.backends or backends or ("onnxruntime",))
         grid = self._dim_grid()
         shapes_per_point = [{i.name: i.resolve(point) for i in self.inputs} for point in grid]

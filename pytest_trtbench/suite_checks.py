@@ -38,11 +38,11 @@ def _positive_ints(label: str, values: Any) -> list[str]:
         return [f"{label} must be a list of positive integers, got {values!r}"]
     values = list(values)
     if not values:
-        return [f"{label} is empty: give at least one value"]
+        return [f"{label} must be positive integers, got []"]
     out = []
     bad = [v for v in values if not _is_int(v) or v < 1]
     if bad:
-        out.append(f"{label} must be positive integers, got {bad}")
+        out.append(f"{label} must be positive integers, got {values}")
     dup = _duplicates(v for v in values if _is_int(v))
     if dup:
         out.append(f"{label} {values} repeats {dup}: each value would run the same case twice")

@@ -85,7 +85,7 @@ def _stale_tmp(env: Env) -> list[str]:
     entry = env.own_cache()
     stale = entry.parent / f".tmp-{entry.name}-killed"
     stale.mkdir()
-    (stale / "model.opt.onnx").write_bytes(b"half a model")
+    (stale / "model.onnx").write_bytes(b"half a model")
     old = time.time() - 7200
     os.utime(stale, (old, old))
     fresh = entry.parent / f".tmp-{entry.name}-building"
@@ -120,16 +120,16 @@ def _two_profiles_post(env: Env) -> None:
 
 
 CACHE_KINDS = [
-    Kind("cache-engine-truncated", _damage("model.opt.onnx", lambda p: p.write_bytes(p.read_bytes()[:100])), 0,
-         [REBUILT.format("model.opt.onnx has 100 bytes*"), "engines: 1 built*"], "new"),
-    Kind("cache-engine-garbage", _damage("model.opt.onnx", lambda p: p.write_bytes(b"\x00garbage" * 9)), 0,
-         [REBUILT.format("model.opt.onnx has 72 bytes*")], "new"),
-    Kind("cache-engine-zero-bytes", _damage("model.opt.onnx", lambda p: p.write_bytes(b"")), 0,
-         [REBUILT.format("model.opt.onnx has 0 bytes*")], "new"),
-    Kind("cache-engine-deleted", _damage("model.opt.onnx", lambda p: p.unlink()), 0,
-         [REBUILT.format("model.opt.onnx is missing")], "new"),
-    Kind("cache-engine-tampered-same-size", _damage("model.opt.onnx", _flip_byte), 0,
-         [REBUILT.format("model.opt.onnx does not match its sha256*")], "new"),
+    Kind("cache-engine-truncated", _damage("model.onnx", lambda p: p.write_bytes(p.read_bytes()[:100])), 0,
+         [REBUILT.format("model.onnx has 100 bytes*"), "engines: 1 built*"], "new"),
+    Kind("cache-engine-garbage", _damage("model.onnx", lambda p: p.write_bytes(b"\x00garbage" * 9)), 0,
+         [REBUILT.format("model.onnx has 72 bytes*")], "new"),
+    Kind("cache-engine-zero-bytes", _damage("model.onnx", lambda p: p.write_bytes(b"")), 0,
+         [REBUILT.format("model.onnx has 0 bytes*")], "new"),
+    Kind("cache-engine-deleted", _damage("model.onnx", lambda p: p.unlink()), 0,
+         [REBUILT.format("model.onnx is missing")], "new"),
+    Kind("cache-engine-tampered-same-size", _damage("model.onnx", _flip_byte), 0,
+         [REBUILT.format("model.onnx does not match its sha256*")], "new"),
     Kind("cache-meta-deleted", _damage("meta.json", lambda p: p.unlink()), 0,
          [REBUILT.format("meta.json is missing")], "new"),
     Kind("cache-meta-invalid-json", _damage("meta.json", lambda p: p.write_text('{"key": ')), 0,
@@ -142,7 +142,7 @@ CACHE_KINDS = [
          [REBUILT.format("meta.json is malformed: 'build_s' is str 'fast'")], "new"),
     Kind("cache-meta-no-sha256", _damage("meta.json", _meta_edit(lambda m: m.pop("sha256") and None)), 0,
          [REBUILT.format("meta.json is malformed: no 'sha256'*")], "new"),
-    Kind("cache-meta-files-not-list", _damage("meta.json", _meta_edit(lambda m: m.update(files="model.opt.onnx"))), 0,
+    Kind("cache-meta-files-not-list", _damage("meta.json", _meta_edit(lambda m: m.update(files="model.onnx"))), 0,
          [REBUILT.format("meta.json is malformed: 'files' is str*")], "new"),
     Kind("cache-meta-not-object", _damage("meta.json", _meta_edit(lambda m: [m])), 0,
          [REBUILT.format("meta.json is malformed: expected a JSON object, got list")], "new"),
@@ -310,7 +310,7 @@ SUITE_KINDS = [
          [INVALID.format("input 'x' uses dim 'seq' but the suite gives no values for it*")], "new"),
     Kind("shape-zero", _bad_suite('inputs=[Input("x", shape=("batch", 0))]'), 1,
          [INVALID.format("input 'x': shape entries are positive integers or dim names, got 0*")], "new"),
-    Kind("no-inputs", _bad_suite("inputs=[]"), 1, [INVALID.format("a suite needs at least one Input*")], "new"),
+    Kind("no-inputs", _bad_suite("inputs=[]"), 1, [INVALID.format("a PyTorch suite needs its inputs: inputs=[[]Input(name, shape), ...[]]")], "new"),
     Kind("backend-typo", _bad_suite(f'{INPUT}, backends=["onnxrt"]'), 1,
          ["*suite test_bad (test_tiny.py:*) is invalid: unknown backend 'onnxrt'*"], "new"),
 ]
@@ -375,7 +375,7 @@ MODEL_KINDS = [
     Kind("onnx-file-garbage", _onnx_suite(damage=lambda p: p.write_bytes(b"\x08\x07garbage" * 50)), 1,
          ["*m.onnx: not a readable ONNX model*"], "new"),
     Kind("onnx-file-missing", _onnx_suite(damage=lambda p: p.unlink()), 1,
-         ["*suite test_file (test_tiny.py): ONNX file *m.onnx does not exist*"], "new"),
+         ["*suite test_file (test_tiny.py:*) is invalid: ONNX file *m.onnx does not exist; fix the suite's model= path*"], "new"),
     Kind("float16-fed-to-float-model", _onnx_suite(dtype="float16"), 1,
          ["*input 'x' is float16 but the model expects float32: declare Input('x', ..., dtype='float32')*"], "new"),
     Kind("int64-fed-to-float-model", _onnx_suite(dtype="int64"), 1,

@@ -172,8 +172,8 @@ def test_corrupt_cache_entry_is_rebuilt(pytester: pytest.Pytester) -> None:
     engines[0].write_bytes(b"not an onnx model")
     result = run(pytester, "-W", "error")  # the user's warnings-as-errors must not stop the rebuild
     result.assert_outcomes(passed=4, warnings=1)
-    result.stdout.fnmatch_lines(["*CacheWarning: cache entry * model.opt.onnx has 17 bytes*rebuilding*",
-                                 "trtbench: cache entry * model.opt.onnx has 17 bytes*rebuilt it", "engines: 1 built*"])
+    result.stdout.fnmatch_lines(["*CacheWarning: cache entry * model.onnx has 17 bytes*rebuilding*",
+                                 "trtbench: cache entry * model.onnx has 17 bytes*rebuilt it", "engines: 1 built*"])
 
 
 def test_malformed_baseline_json_names_the_file(pytester: pytest.Pytester) -> None:
