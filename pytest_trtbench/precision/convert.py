@@ -20,6 +20,7 @@ so those are converted.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
@@ -47,131 +48,181 @@ def convert_float_precision(
     Graph inputs and outputs stay fp32; Cast nodes convert at the boundary and around every node
     kept in fp32. *keep_fp32_ops* names op types or node names to keep. Returns a summary:
     ``{"precision", "converted", "kept", "kept_nodes", "casts_inserted"}``.
+
+    The steps: read the model and every tensor's type; choose the nodes that go low; decide where
+    each fp32 tensor lives afterwards; cast the initializers that live low; rewrite the node list with
+    Casts where a tensor crosses between precisions; check and save.
     """
-    import numpy as np
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
 
     if precision not in ("fp16", "bf16"):
         raise ValueError(f"precision must be 'fp16' or 'bf16', got {precision!r}")
-    low = TensorProto.FLOAT16 if precision == "fp16" else TensorProto.BFLOAT16
-    FLOAT = TensorProto.FLOAT
-
     model = onnx.load(str(src))
-    inferred = onnx.shape_inference.infer_shapes(model)
-    graph = model.graph
-    types: dict[str, int] = {}
-    for vi in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]:
-        if vi.type.HasField("tensor_type"):
-            types[vi.name] = vi.type.tensor_type.elem_type
-    initializers = {init.name: init for init in graph.initializer}
-    for name, init in initializers.items():
-        types[name] = init.data_type
+    graph = _TypedGraph.of(model, precision)
+    node_is_low, kept_nodes = _choose_low_nodes(graph, set(DEFAULT_KEEP_FP32_OPS) | set(keep_fp32_ops))
+    home_low = _tensor_homes(graph, node_is_low)
+    _lower_initializers(graph, home_low)
+    casts = _rewrite_nodes(graph, node_is_low, home_low)
+    del model.graph.value_info[:]  # stale types; consumers re-infer
+    onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    onnx.save(model, str(dst))
+    return {
+        "precision": precision,
+        "converted": sum(node_is_low),
+        "kept": len(kept_nodes),
+        "kept_nodes": kept_nodes,
+        "casts_inserted": casts,
+    }
 
-    def is_float(name: str) -> bool:
-        return bool(name) and types.get(name) == FLOAT
 
-    low_str = "tensor(float16)" if precision == "fp16" else "tensor(bfloat16)"
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
-    keep = set(DEFAULT_KEEP_FP32_OPS) | set(keep_fp32_ops)
+@dataclass
+class _TypedGraph:
+    """The graph being rewritten, with every tensor's element type (from shape inference and initializers)."""
+
+    graph: Any
+    precision: Literal["fp16", "bf16"]
+    low: int
+    """The ONNX element type of *precision*."""
+    opset: int
+    types: dict[str, int]
+    initializers: dict[str, Any]
+
+    @classmethod
+    def of(cls, model: Any, precision: Literal["fp16", "bf16"]) -> _TypedGraph:
+        import onnx
+        from onnx import TensorProto
+
+        inferred = onnx.shape_inference.infer_shapes(model)
+        types: dict[str, int] = {}
+        for vi in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]:
+            if vi.type.HasField("tensor_type"):
+                types[vi.name] = vi.type.tensor_type.elem_type
+        initializers = {init.name: init for init in model.graph.initializer}
+        for name, init in initializers.items():
+            types[name] = init.data_type
+        low = TensorProto.FLOAT16 if precision == "fp16" else TensorProto.BFLOAT16
+        opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+        return cls(model.graph, precision, low, opset, types, initializers)
+
+    def is_float(self, name: str) -> bool:
+        from onnx import TensorProto
+
+        return bool(name) and self.types.get(name) == TensorProto.FLOAT
+
+    @property
+    def low_str(self) -> str:
+        return "tensor(float16)" if self.precision == "fp16" else "tensor(bfloat16)"
+
+
+def _choose_low_nodes(g: _TypedGraph, keep: set[str]) -> tuple[list[bool], list[str]]:
+    """Per node, whether it computes in the low precision; and the names of the float nodes kept fp32
+    (kept: listed in *keep* by op type or name, fed by an fp16-out-of-range initializer, touching a
+    tensor of unknown type, or an op whose schema does not take the low type)."""
+    from onnx import TensorProto, numpy_helper
+
     node_is_low: list[bool] = []
     kept_nodes: list[str] = []
-    for node in graph.node:
-        touches_float = any(is_float(t) for t in [*node.input, *node.output])
+    for node in g.graph.node:
+        touches_float = any(g.is_float(t) for t in [*node.input, *node.output])
         if node.op_type == "Constant":
-            touches_float = is_float(node.output[0])
+            touches_float = g.is_float(node.output[0])
         if not touches_float:
             node_is_low.append(False)
             continue
-        out_of_range = precision == "fp16" and any(
-            name in initializers
-            and initializers[name].data_type == FLOAT
-            and _abs_max(numpy_helper.to_array(initializers[name])) > _FP16_MAX
+        out_of_range = g.precision == "fp16" and any(
+            name in g.initializers
+            and g.initializers[name].data_type == TensorProto.FLOAT
+            and _abs_max(numpy_helper.to_array(g.initializers[name])) > _FP16_MAX
             for name in node.input
         )
         # a tensor whose type shape inference could not find may be float: converting the node would
         # leave it without a Cast (measured on BERT-base's pooler Gemm), so such nodes stay fp32
-        untyped = any(name and name not in types for name in [*node.input, *node.output])
+        untyped = any(name and name not in g.types for name in [*node.input, *node.output])
         kept = (
             untyped
             or node.op_type in keep
             or (node.name and node.name in keep)
             or out_of_range
-            or not _schema_allows(node, low_str, opset, is_float)
+            or not _schema_allows(node, g.low_str, g.opset, g.is_float)
         )
         node_is_low.append(not kept)
         if kept:
             kept_nodes.append(node.name or node.op_type)
+    return node_is_low, kept_nodes
 
-    # where each fp32 tensor lives after the rewrite: True = low precision
+
+def _tensor_homes(g: _TypedGraph, node_is_low: list[bool]) -> dict[str, bool]:
+    """Where each tensor lives after the rewrite (True = low precision): a node's outputs where the
+    node computes; an initializer low only if every consumer is low and it is not a graph output."""
     home_low: dict[str, bool] = {}
     consumers_low: dict[str, list[bool]] = {}
-    for node, is_low in zip(graph.node, node_is_low):
+    for node, is_low in zip(g.graph.node, node_is_low):
         for name in node.input:
             consumers_low.setdefault(name, []).append(is_low)
-    graph_outputs = {o.name for o in graph.output}
-    for name in initializers:
+    graph_outputs = {o.name for o in g.graph.output}
+    for name in g.initializers:
         uses = consumers_low.get(name, [])
         home_low[name] = bool(uses) and all(uses) and name not in graph_outputs
-    for node, is_low in zip(graph.node, node_is_low):
+    for node, is_low in zip(g.graph.node, node_is_low):
         for name in node.output:
             home_low[name] = is_low
+    return home_low
 
-    for name, init in initializers.items():
-        if init.data_type == FLOAT and home_low[name]:
-            init.CopyFrom(_cast_initializer(init, low, np, numpy_helper, helper))
+
+def _lower_initializers(g: _TypedGraph, home_low: dict[str, bool]) -> None:
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    for name, init in g.initializers.items():
+        if init.data_type == TensorProto.FLOAT and home_low[name]:
+            init.CopyFrom(_cast_initializer(init, g.low, np, numpy_helper, helper))
+
+
+def _rewrite_nodes(g: _TypedGraph, node_is_low: list[bool], home_low: dict[str, bool]) -> int:
+    """Replace the graph's nodes: low nodes retyped, a Cast wherever a float tensor is read in the other
+    precision than it lives in (one per tensor and direction). Returns the number of Casts inserted."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
 
     new_nodes: list[Any] = []
     cast_cache: dict[tuple[str, int], str] = {}
-    casts = 0
 
     def cast_to(name: str, to: int) -> str:
-        nonlocal casts
         key = (name, to)
         if key not in cast_cache:
-            out = f"{name}__to_{'fp32' if to == FLOAT else precision}"
+            out = f"{name}__to_{'fp32' if to == TensorProto.FLOAT else g.precision}"
             new_nodes.append(helper.make_node("Cast", [name], [out], to=to, name=f"{out}__cast"))
             cast_cache[key] = out
-            casts += 1
         return cast_cache[key]
 
     # a low-precision node that produces a graph output writes NAME__fp16 and a Cast right after it
     # restores NAME in fp32; later consumers inside the graph (BERT's pooler reads last_hidden_state)
     # read whichever of the two matches their own precision
+    graph_outputs = {o.name for o in g.graph.output}
     renamed_outputs: dict[str, str] = {}
-    for node, is_low in zip(graph.node, node_is_low):
+    output_casts = 0
+    for node, is_low in zip(g.graph.node, node_is_low):
         for i, name in enumerate(node.input):
             if name in renamed_outputs:
                 node.input[i] = renamed_outputs[name] if is_low else name
-            elif is_float(name) and home_low.get(name, False) != is_low:
-                node.input[i] = cast_to(name, low if is_low else FLOAT)
+            elif g.is_float(name) and home_low.get(name, False) != is_low:
+                node.input[i] = cast_to(name, g.low if is_low else TensorProto.FLOAT)
         lowered_here = []
         if is_low:
-            _retype_attributes(node, low, np, numpy_helper, helper)
+            _retype_attributes(node, g.low, np, numpy_helper, helper)
             for i, name in enumerate(node.output):
-                if name in graph_outputs and is_float(name):
-                    node.output[i] = renamed_outputs.setdefault(name, f"{name}__{precision}")
+                if name in graph_outputs and g.is_float(name):
+                    node.output[i] = renamed_outputs.setdefault(name, f"{name}__{g.precision}")
                     lowered_here.append(name)
         new_nodes.append(node)
         for original in lowered_here:
-            new_nodes.append(
-                helper.make_node("Cast", [renamed_outputs[original]], [original], to=FLOAT, name=f"{original}__cast")
-            )
-            casts += 1
-
-    del graph.node[:]
-    graph.node.extend(new_nodes)
-    del graph.value_info[:]  # stale types; consumers re-infer
-    onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
-    onnx.save(model, str(dst))
-    converted = sum(node_is_low)
-    return {
-        "precision": precision,
-        "converted": converted,
-        "kept": len(kept_nodes),
-        "kept_nodes": kept_nodes,
-        "casts_inserted": casts,
-    }
+            new_nodes.append(helper.make_node(
+                "Cast", [renamed_outputs[original]], [original], to=TensorProto.FLOAT, name=f"{original}__cast"
+            ))
+            output_casts += 1
+    del g.graph.node[:]
+    g.graph.node.extend(new_nodes)
+    return len(cast_cache) + output_casts
 
 
 def _schema_allows(node: Any, low_str: str, opset: int, is_float: Any) -> bool:
