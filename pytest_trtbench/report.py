@@ -188,15 +188,17 @@ def table(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]
 def text_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     header, body = table(rows)
     widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
-    fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+
+    def fmt(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+
     return [fmt(header), fmt(["-" * w for w in widths])] + [fmt(b) for b in body]
 
 
 def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
     header, body = table(rows)
-    esc = lambda c: c.replace("|", "\\|")  # noqa: E731
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(esc(c) for c in b) + " |" for b in body]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in b) + " |" for b in body]
     return "\n".join(lines) + "\n"
 
 
