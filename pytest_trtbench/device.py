@@ -117,12 +117,12 @@ def resolve_device(requested: str, *, build_only: bool = False, present: DeviceI
     (:func:`detect_device` when not given; tests inject one to play a machine with another GPU).
     """
     requested = requested.strip().lower()
+    if requested == "cpu":  # before detection: that imports torch (seconds), at collection time
+        return DeviceInfo(gpu="cpu", device_name=cpu_model(), kind="cpu")
     detected = detect_device() if present is _DETECT else present
     if detected is not None and not isinstance(detected, DeviceInfo):
         raise TypeError(f"present must be a DeviceInfo or None, got {detected!r}")
     found = (detected.device_name, detected.compute_capability) if detected is not None else None
-    if requested == "cpu":
-        return DeviceInfo(gpu="cpu", device_name=cpu_model(), kind="cpu")
     if requested == "auto":
         if found is None:
             return DeviceInfo(gpu="cpu", device_name=cpu_model(), kind="cpu")
