@@ -240,7 +240,8 @@ class Harness:
 
                 normalized = replace(normalized, verdict=Verdict(ERROR, named(outcome.reason)), message=named(outcome.message))
         timing = self._reference_latency.get((case.suite, case.shapes))
-        if timing is not None and timing.note and outcome.status != ERROR:
+        if timing is not None and timing.note and outcome.status != ERROR and outcome.latency is not None:
+            # only cases that were timed (a skipped or built case sharing the shapes never used the reference time)
             reason = "; ".join(filter(None, [outcome.reason, timing.note]))
             normalized = replace(normalized, verdict=Verdict(outcome.status, reason))
         return normalized
