@@ -19,6 +19,7 @@ from pytest_trtbench.baseline import BaselineError, baseline_path, load_baseline
 from pytest_trtbench.baseline_check import usable_entry
 from pytest_trtbench.cache import CacheEntry, EngineCache
 from pytest_trtbench.device import cpu_model
+from pytest_trtbench.engine_memo import LoadedEngines
 from pytest_trtbench.inputs import calibration_feeds, make_feeds
 from pytest_trtbench.measure import LatencyResult, measure_latency
 from pytest_trtbench.model import ModelSource, load_model
@@ -58,7 +59,7 @@ class Harness:
         self._work = Path(tempfile.mkdtemp(prefix="trtbench-export-"))
         self._models: dict[Suite, ModelSource | SuiteError] = {}
         self._normalized: dict[tuple[Suite, str], NormalizedModel | NormalizeError] = {}
-        self._engines: dict[tuple[Any, ...], tuple[CacheEntry, Engine | None]] = {}
+        self._engines = LoadedEngines()  # closes engines beyond the few most recently used
         self._references: dict[tuple[Any, ...], dict[str, np.ndarray]] = {}
         self._reference_latency: dict[tuple[Any, ...], ReferenceTiming] = {}
         self._baselines: dict[Path, dict[str, Any] | BaselineError] = {}

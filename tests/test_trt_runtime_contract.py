@@ -101,7 +101,7 @@ def full_flavor(version: str = "10.8.0") -> TensorRTFlavor:
 def load(rt: FakeRuntime, spec: EngineSpec, kind: str = "rtx", ranges: list[dict] | None = None) -> Any:
     flavor = rtx_flavor() if kind == "rtx" else full_flavor()
     fake = FakeEngine(rt, spec, kind)
-    engine = runtime.TensorRTEngine(flavor, None, fake, shape_profiles(ranges or spec.profiles), 0.0)
+    engine = runtime.TensorRTEngine(flavor, None, fake, shape_profiles(ranges or spec.profiles))
     return engine, fake
 
 
@@ -294,15 +294,15 @@ def test_audit_8_shape_tensor_inputs_are_refused_at_build_with_a_reason(tmp_path
                            device=cpu)
     out = tmp_path / "out"
     out.mkdir()
-    with pytest.raises(BackendError, match=r"'shape' is a shape tensor"):
+    with pytest.raises(BackendError, match=r"'shape' of .* is a shape tensor"):
         TensorRTBackend("tensorrt_rtx").build(request, out, tmp_path / "cache")
 
 
 def test_audit_9_memory_counts_every_context_at_the_all_profile_size(rt: FakeRuntime, specs: dict) -> None:
     engine, fake = load(rt, specs["mlp2"], "trt10")
     per_context = max(specs["mlp2"].profile_memory)  # kSTATIC: "sufficient for all profiles"
-    assert engine.stats["device_memory_bytes"] == 2 * per_context
-    assert engine.stats["context_device_memory_bytes"] == [per_context, per_context]
+    assert engine.device_memory["device_memory_bytes"] == 2 * per_context
+    assert engine.device_memory["context_device_memory_bytes"] == [per_context, per_context]
 
 
 def test_audit_9_engines_a_suite_no_longer_needs_are_released(rt: FakeRuntime, specs: dict) -> None:

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 from pytest_trtbench.backends.base import BackendError, BuildOutput, BuildRequest
 from pytest_trtbench.backends.tensorrt.build import ENGINE_FILE, build_engine, precision_mode
-from pytest_trtbench.backends.tensorrt.flavor import NOT_INSTALLED, TensorRTFlavor, detect_flavor
+from pytest_trtbench.backends.tensorrt.flavor import FP8_REFUSED, NOT_INSTALLED, TensorRTFlavor, detect_flavor
 from pytest_trtbench.backends.tensorrt.runtime import TensorRTEngine, checked_engine, deserialize
 from pytest_trtbench.device import DeviceInfo
 from pytest_trtbench.precision import PRECISIONS
@@ -41,8 +41,14 @@ class TensorRTBackend:
         flavor = self.flavor
         if flavor is None:
             return NOT_INSTALLED
+        if flavor.too_old_reason:
+            return flavor.too_old_reason
         if precision not in PRECISIONS:
             return f"unknown precision {precision!r} (known: {', '.join(PRECISIONS)})"
+        if precision == "fp8":
+            # Refused rather than faked: BuilderFlag.FP8 (TensorRT 10) only enables fp8 plugins and is gone
+            # in TensorRT 11; fp8 needs explicit FLOAT8E4M3FN Q/DQ, which no recipe here writes or validates.
+            return FP8_REFUSED
         if not device.has_cuda and flavor.needs_gpu_to_build:
             where = f"for {device.gpu}, which is not present" if device.target_only else "without a CUDA device"
             return f"{flavor.label} cannot build {where}; tensorrt-rtx can (pip install tensorrt-rtx)"
@@ -57,18 +63,14 @@ class TensorRTBackend:
             return f"{flavor.label} has no TF32 builder flag"
         if precision == "bf16" and not flavor.has_bf16:
             return f"{flavor.label} has no bf16 data type"
-        if precision == "fp8":
-            if not flavor.has_fp8:
-                return f"{flavor.label} has no fp8 data type"
-            cc = device.compute_capability
-            if cc and tuple(map(int, cc.split("."))) < (8, 9):
-                return f"fp8 needs compute capability >= 8.9, {device.gpu} has {cc}"
         return None
 
     def execution_unavailable_reason(self, device: DeviceInfo) -> str | None:
         flavor = self.flavor
         if flavor is None:
             return NOT_INSTALLED
+        if flavor.too_old_reason:
+            return flavor.too_old_reason
         if device.target_only:
             return f"built for {device.gpu}, which is not present: built, not executed"
         if not device.has_cuda:

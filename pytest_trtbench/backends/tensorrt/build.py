@@ -18,9 +18,14 @@ ENGINE_FILE = "engine.plan"
 
 
 def precision_mode(flavor: TensorRTFlavor, request: BuildRequest) -> str:
-    """``strongly_typed`` (the model carries the types) or ``builder_flags`` (TensorRT 10)."""
-    if request.precision in ("fp16", "bf16") and request.options.get("fp32_ops"):
-        return "strongly_typed"  # per-op fp32 is what a converted model expresses exactly
+    """``strongly_typed`` (the model carries the types) or ``builder_flags`` (TensorRT 10 int8).
+
+    fp16/bf16 are always strongly typed (a converted model): TensorRT 10's FP16/BF16 flags only
+    *permit* half precision, and the builder may keep every layer of a small model in fp32, which
+    the realized-precision check would then report as an error.
+    """
+    if request.precision in ("fp16", "bf16"):
+        return "strongly_typed"
     return "strongly_typed" if flavor.strongly_typed_only else "builder_flags"
 
 
@@ -101,8 +106,7 @@ def configure(
     if request.options.get("hardware_compat", "none") != "none":
         if not flavor.has_hardware_compat:
             raise BackendError(f"{flavor.label} has no hardware compatibility levels: drop build option hardware_compat")
-        level = str(request.options["hardware_compat"]).upper()
-        config.hardware_compatibility_level = trt.HardwareCompatibilityLevel.__members__[level]
+        config.hardware_compatibility_level = hardware_compat_level(flavor, str(request.options["hardware_compat"]))
     if request.device.target_only:
         major, minor = request.device.compute_capability.split(".")
         config.num_compute_capabilities = 1
@@ -115,13 +119,32 @@ def set_precision(flavor: TensorRTFlavor, config: Any, precision: str, mode: str
         (config.set_flag if precision == "tf32" else config.clear_flag)(trt.BuilderFlag.TF32)
     if mode != "builder_flags":
         return
-    flag = {"fp16": "FP16", "bf16": "BF16", "int8": "INT8", "fp8": "FP8"}.get(precision)
-    if flag is not None:
-        config.set_flag(trt.BuilderFlag.__members__[flag])
+    if precision == "int8":  # explicit Q/DQ model; the flag is what TensorRT 10 weak typing expects
+        config.set_flag(trt.BuilderFlag.INT8)
+
+
+def hardware_compat_level(flavor: TensorRTFlavor, value: str) -> Any:
+    """The ``HardwareCompatibilityLevel`` member called *value*, if this TensorRT version has it."""
+    if value.lower() not in flavor.hardware_compat_levels:
+        known = ", ".join(flavor.hardware_compat_levels) or "none"
+        raise BackendError(f"hardware_compat {value!r} is not available in {flavor.label} (it has: {known})")
+    return flavor.module.HardwareCompatibilityLevel.__members__[value.upper()]
+
+
+def shape_tensor_inputs(network: Any) -> list[str]:
+    """Inputs whose *values* set shapes (TensorRT keeps them on the host and needs profile values)."""
+    return [network.get_input(i).name for i in range(network.num_inputs) if network.get_input(i).is_shape_tensor]
 
 
 def add_profiles(builder: Any, network: Any, config: Any, request: BuildRequest) -> None:
     inputs = {network.get_input(i).name: tuple(network.get_input(i).shape) for i in range(network.num_inputs)}
+    shape_tensors = shape_tensor_inputs(network) if inputs else []
+    if shape_tensors:
+        raise BackendError(
+            f"input {shape_tensors[0]!r} of {request.onnx_path} is a shape tensor (its values set other tensors' "
+            "shapes); TensorRT needs min/opt/max *values* for it, which suite profiles cannot give: make it a "
+            "constant in the ONNX file"
+        )
     for shape_profile in request.profiles:
         unknown = sorted(set(shape_profile.names()) - set(inputs))
         if unknown:

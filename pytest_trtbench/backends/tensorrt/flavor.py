@@ -12,6 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 NOT_INSTALLED = "TensorRT is not installed: pip install tensorrt-rtx (or tensorrt)"
+FP8_REFUSED = (
+    "fp8 is not supported: TensorRT builds fp8 only from an fp8-quantized (Q/DQ) model and pytest-trtbench "
+    "has no fp8 quantization recipe (TensorRT 10's FP8 builder flag quantizes nothing; TensorRT 11 removed "
+    "it); use int8 or fp16"
+)
+MIN_TENSORRT = "10.1"
+"""Full TensorRT below this lacks ``device_memory_size_v2`` / ``get_device_memory_size_for_profile_v2``."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,15 @@ class TensorRTFlavor:
     """Compute capabilities the builder can target without that GPU present (empty: none)."""
     runnable_compute_capabilities: tuple[str, ...] | None
     """Where engines can run; ``None`` when the library does not restrict it."""
+    too_old_reason: str | None = None
+    """Why this library version cannot be used at all (``None``: it can)."""
+    hardware_compat_levels: tuple[str, ...] = ()
+    """``HardwareCompatibilityLevel`` members of this version, lower case (``SAME_COMPUTE_CAPABILITY``
+    arrived in a later TensorRT 10 than ``AMPERE_PLUS``)."""
+    runtime_kernel_specialization: bool = False
+    """TensorRT-RTX: an ``IRuntimeConfig`` takes a dynamic-shape kernel specialization strategy."""
+    builtin_cuda_graphs: bool = False
+    """TensorRT-RTX >= 1.2: ``IRuntimeConfig.cuda_graph_strategy`` captures and replays inside enqueue."""
 
     @property
     def label(self) -> str:
@@ -51,6 +67,17 @@ class TensorRTFlavor:
             ccs = tuple(
                 f"{int(m[2:-1])}.{m[-1]}" for m in trt.ComputeCapability.__members__ if re.fullmatch(r"SM\d+", m)
             )
+        engine = getattr(trt, "ICudaEngine", object)
+        too_old = None
+        if not is_rtx and not all(
+            hasattr(engine, a) for a in ("device_memory_size_v2", "get_device_memory_size_for_profile_v2")
+        ):
+            too_old = (
+                f"{name} {trt.__version__} is too old: pytest-trtbench needs TensorRT >= {MIN_TENSORRT} "
+                f"(device_memory_size_v2); pip install 'tensorrt>={MIN_TENSORRT}'"
+            )
+        levels = getattr(trt, "HardwareCompatibilityLevel", None)
+        runtime_config = hasattr(engine, "create_runtime_config")
         return cls(
             module=trt,
             module_name=name,
@@ -65,6 +92,10 @@ class TensorRTFlavor:
             needs_gpu_to_build=not is_rtx,
             target_compute_capabilities=ccs,
             runnable_compute_capabilities=ccs if is_rtx else None,
+            too_old_reason=too_old,
+            hardware_compat_levels=tuple(m.lower() for m in levels.__members__) if levels is not None else (),
+            runtime_kernel_specialization=runtime_config and hasattr(trt, "DynamicShapesKernelSpecializationStrategy"),
+            builtin_cuda_graphs=runtime_config and hasattr(trt, "CudaGraphStrategy"),
         )
 
 

@@ -2,6 +2,22 @@
 
 Device buffers, the stream and CUDA graphs go through torch (``torch.cuda`` tensors): the PyTorch
 reference path already needs torch, so this adds no dependency (no cuda-python, no pycuda).
+
+Rules followed here (each checked by the fake runtime in ``tests/fake_trt.py``), from NVIDIA's
+``NvInferRuntime.h`` unless said otherwise:
+
+- ``set_optimization_profile_async`` before ``set_input_shape``; every call's ``bool`` result checked.
+- Every input and output bound to a non-null address before ``execute_async_v3``; host-location
+  tensors (shape tensors) to host memory. Zero-size tensors get a small placeholder buffer.
+- A context created with the default allocation strategy (kSTATIC) "pre-allocate[s] a block of device
+  memory that is sufficient for all profiles": memory is counted per context at that size.
+- Full TensorRT graphs follow trtexec (``samples/common/sampleInference.cpp``): a warm-up enqueue after
+  the last shape change, then capture in thread-local mode (``sampleDevice.h``).
+- TensorRT-RTX: contexts get an explicit EAGER kernel specialization strategy (LAZY, the default,
+  runs fallback kernels until a background compile finishes), and CUDA graphs use RTX's built-in
+  whole-graph capture (``IRuntimeConfig.cuda_graph_strategy``), which NVIDIA's "Working with RTX CUDA
+  Graphs" recommends for dynamic shapes. Manual stream capture would need engines built with
+  ``REQUIRE_USER_ALLOCATION`` (TensorRT-RTX 1.2 release notes) and is never attempted on RTX.
 """
 from __future__ import annotations
 
@@ -12,6 +28,9 @@ from pytest_trtbench.backends.base import BackendError
 from pytest_trtbench.backends.tensorrt.dtypes import torch_dtype
 from pytest_trtbench.backends.tensorrt.flavor import TensorRTFlavor
 from pytest_trtbench.backends.tensorrt.logger import RecordingLogger
+
+PLACEHOLDER_BYTES = 256
+"""Bound for zero-size tensors: TensorRT wants non-null addresses with 256-byte alignment."""
 
 if TYPE_CHECKING:
     import numpy as np
@@ -52,22 +71,58 @@ class TensorRTEngine:
         import torch
 
         trt = flavor.module
+        self._flavor = flavor
         self._trt = trt
         self._runtime = runtime
-        self._engine = engine
+        self._engine: Any = engine
         self._profiles = profiles
         self.stream = torch.cuda.Stream()
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         self.input_names = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self.output_names = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
-        self._contexts = []
-        for index in range(max(1, engine.num_optimization_profiles)):
-            context = engine.create_execution_context()
-            if index:
-                context.set_optimization_profile_async(index, self.stream.cuda_stream)
-            self._contexts.append(context)
+        self.host_tensors = {n for n in names if engine.get_tensor_location(n) == trt.TensorLocation.HOST}
+        count = max(1, engine.num_optimization_profiles)
+        self._contexts = [self._new_context(index, builtin_graphs=False) for index in range(count)]
+        self._graph_contexts: dict[int, Any] = {}
         self.stream.synchronize()
-        self._bound: dict[int, int] = {}  # context index -> id of the Launch whose buffers are bound
+        self.bound: dict[int, int] = {}  # id(context) -> id of the Launch whose buffers it has
+        self._per_context = int(engine.device_memory_size_v2)  # max over all profiles (kSTATIC)
+        self.device_memory: dict[str, Any] = {  # what the contexts hold (read by benchmarks/trt_first_run.py)
+            "context_device_memory_bytes": [self._per_context] * count,
+            "profile_device_memory_bytes": [int(engine.get_device_memory_size_for_profile_v2(i)) for i in range(count)],
+            "device_memory_bytes": self._per_context * count,
+        }
+
+    def _new_context(self, index: int, *, builtin_graphs: bool) -> Any:
+        trt, engine = self._trt, self._engine
+        if self._flavor.runtime_kernel_specialization:
+            config = engine.create_runtime_config()
+            # EAGER compiles the shape-specialized kernels at the first enqueue of a shape (blocking), so
+            # warm-up and timing run them, not fallback kernels (NVIDIA/TensorRT-RTX api_usage.py)
+            config.dynamic_shapes_kernel_specialization_strategy = trt.DynamicShapesKernelSpecializationStrategy.EAGER
+            if builtin_graphs:
+                config.cuda_graph_strategy = trt.CudaGraphStrategy.WHOLE_GRAPH_CAPTURE
+            context = engine.create_execution_context(config)
+        else:
+            context = engine.create_execution_context()
+        if context is None:
+            raise BackendError(f"{self._flavor.label} could not create an execution context (out of device memory?)")
+        if index and not context.set_optimization_profile_async(index, self.stream.cuda_stream):
+            raise BackendError(f"{self._flavor.label} rejected optimization profile {index} for a new context")
+        return context
+
+    def context(self, index: int, *, builtin_graphs: bool = False) -> Any:
+        """The context of profile *index*; with *builtin_graphs*, a second one that RTX graph-captures."""
+        if self._engine is None:
+            raise BackendError("this engine was released (closed); load it again")
+        if not builtin_graphs:
+            return self._contexts[index]
+        if index not in self._graph_contexts:
+            self._graph_contexts[index] = self._new_context(index, builtin_graphs=True)
+            self.stream.synchronize()
+            self.device_memory["device_memory_bytes"] += self._per_context
+            self.device_memory["context_device_memory_bytes"].append(self._per_context)
+        return self._graph_contexts[index]
 
     def _profile_index(self, shapes: Mapping[str, tuple[int, ...]]) -> int:
         if not self._profiles:
@@ -82,19 +137,27 @@ class TensorRTEngine:
         import numpy as np
         import torch
 
+        self.context(0)  # raises if released
         missing = sorted(set(self.input_names) - set(feeds))
         if missing:
             raise BackendError(f"missing inputs {missing}; the engine takes {self.input_names}")
-        arrays = {name: np.ascontiguousarray(feeds[name]) for name in self.input_names}
-        index = self._profile_index({n: a.shape for n, a in arrays.items()})
+        # np.require keeps 0-d arrays 0-d (np.ascontiguousarray makes them shape (1,))
+        arrays = {name: np.require(feeds[name], requirements=["C", "W"]) for name in self.input_names}
+        index = self._profile_index({n: a.shape for n, a in arrays.items() if n not in self.host_tensors})
         inputs = {}
         for name, array in arrays.items():
             want = torch_dtype(self._engine.get_tensor_dtype(name))
-            tensor = torch.from_numpy(array).to("cuda", non_blocking=False)
-            if tensor.dtype != want:
+            host = torch.from_numpy(array)
+            if host.dtype != want:
                 raise BackendError(f"input {name!r} is {array.dtype}, the engine wants {want}")
-            inputs[name] = tensor
+            inputs[name] = host if name in self.host_tensors else host.to("cuda", non_blocking=False)
         return TensorRTLaunch(self, index, inputs)
+
+    def output_buffer(self, name: str, shape: tuple[int, ...]) -> Any:
+        import torch
+
+        device = "cpu" if name in self.host_tensors else "cuda"
+        return torch.empty(shape, dtype=torch_dtype(self._engine.get_tensor_dtype(name)), device=device)
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         launch = self.prepare(feeds)
@@ -103,46 +166,67 @@ class TensorRTEngine:
         return launch.host_outputs()
 
     def close(self) -> None:
+        """Release the contexts and the engine (device memory); later use raises :class:`BackendError`."""
+        if self._engine is None:
+            return
         self.stream.synchronize()
         self._contexts.clear()
+        self._graph_contexts.clear()
+        self.bound.clear()
         self._engine = None
+        self._runtime = None
 
 
 class TensorRTLaunch:
-    """Inputs staged on the device and outputs allocated; calling it only enqueues the engine."""
+    """Inputs staged and outputs allocated; calling it only enqueues the engine."""
 
     def __init__(self, engine: TensorRTEngine, index: int, inputs: dict[str, Any]) -> None:
-        import torch
-
         self._engine = engine
         self._index = index
-        self._context = engine._contexts[index]
+        self._context = engine.context(index)
         self.cuda_stream = engine.stream
         self.inputs = inputs
-        for name, tensor in inputs.items():
-            if not self._context.set_input_shape(name, tuple(tensor.shape)):
-                raise BackendError(f"input {name!r} shape {tuple(tensor.shape)} rejected by profile {index}")
+        self._set_shapes(self._context)
         self.outputs = {}
         for name in engine.output_names:
             shape = tuple(self._context.get_tensor_shape(name))
             if any(d < 0 for d in shape):
                 raise BackendError(f"output {name!r} has a data-dependent shape {shape}; not supported")
-            dtype = torch_dtype(engine._engine.get_tensor_dtype(name))
-            self.outputs[name] = torch.empty(shape, dtype=dtype, device="cuda")
-        self._bind()
+            self.outputs[name] = engine.output_buffer(name, shape)
+        self._placeholders: dict[str, Any] = {}  # keeps the buffers bound for zero-size tensors alive
+        self._bind(self._context)
 
-    def _bind(self) -> None:
+    def _set_shapes(self, context: Any) -> None:
+        for name, tensor in self.inputs.items():
+            if not context.set_input_shape(name, tuple(tensor.shape)):
+                raise BackendError(f"input {name!r} shape {tuple(tensor.shape)} rejected by profile {self._index}")
+
+    def _address(self, name: str, tensor: Any) -> int:
+        if tensor.numel():
+            return int(tensor.data_ptr())
+        if name not in self._placeholders:
+            import torch
+
+            device = "cpu" if name in self._engine.host_tensors else "cuda"
+            self._placeholders[name] = torch.empty(PLACEHOLDER_BYTES, dtype=torch.uint8, device=device)
+        return int(self._placeholders[name].data_ptr())
+
+    def _bind(self, context: Any) -> None:
+        self._set_shapes(context)
         for name, tensor in [*self.inputs.items(), *self.outputs.items()]:
-            if name in self.inputs:
-                self._context.set_input_shape(name, tuple(tensor.shape))
-            self._context.set_tensor_address(name, tensor.data_ptr())
-        self._engine._bound[self._index] = id(self)
+            if not context.set_tensor_address(name, self._address(name, tensor)):
+                raise BackendError(f"set_tensor_address failed for {name!r} (profile {self._index})")
+        self._engine.bound[id(context)] = id(self)
+
+    def enqueue(self, context: Any) -> None:
+        """Bind this launch's buffers to *context* if another launch used it last, then enqueue."""
+        if self._engine.bound.get(id(context)) != id(self):
+            self._bind(context)
+        if not context.execute_async_v3(self.cuda_stream.cuda_stream):
+            raise BackendError("execute_async_v3 failed; see the TensorRT log above")
 
     def __call__(self) -> None:
-        if self._engine._bound.get(self._index) != id(self):  # another Launch shares this context
-            self._bind()
-        if not self._context.execute_async_v3(self.cuda_stream.cuda_stream):
-            raise BackendError("execute_async_v3 failed; see the TensorRT log above")
+        self.enqueue(self._context)
 
     def synchronize(self) -> None:
         self.cuda_stream.synchronize()
@@ -155,27 +239,61 @@ class TensorRTLaunch:
             name: (t.float() if t.dtype == torch.bfloat16 else t).cpu().numpy() for name, t in self.outputs.items()
         }
 
-    def capture_graph(self) -> CudaGraphLaunch:
-        """Capture one enqueue into a CUDA graph; raise :class:`BackendError` saying why it could not."""
+    def capture_graph(self) -> Any:
+        """A CUDA-graph replay of this launch: RTX's built-in capture or trtexec's stream capture.
+        Raises :class:`BackendError` saying why it could not."""
+        flavor = self._engine._flavor
+        if flavor.builtin_cuda_graphs:
+            return self._builtin_graph()
+        if flavor.runtime_kernel_specialization:  # TensorRT-RTX without built-in graphs (< 1.2)
+            raise BackendError(f"{flavor.label} has no built-in CUDA graphs (tensorrt-rtx >= 1.2 has)")
+        return self._stream_capture()
+
+    def _builtin_graph(self) -> BuiltinGraphLaunch:
+        context = self._engine.context(self._index, builtin_graphs=True)
+        for _ in range(2):  # compile (EAGER) and let RTX capture this shape before timing starts
+            self.enqueue(context)
+        self.synchronize()
+        return BuiltinGraphLaunch(self, context)
+
+    def _stream_capture(self) -> CudaGraphLaunch:
         import torch
 
+        handle = self.cuda_stream.cuda_stream
         stream_capturable = getattr(self._context, "is_stream_capturable", None)
-        if stream_capturable is not None and not stream_capturable(self.cuda_stream.cuda_stream):
+        if stream_capturable is not None and not stream_capturable(handle):
             raise BackendError("TensorRT says this engine's enqueue is not stream-capturable")
-        self()  # warm-up: lazy allocations and (TensorRT-RTX) JIT compilation must not be captured
+        self()  # warm-up after the last shape change: initialization must not be captured (trtexec)
         self.synchronize()
         graph = torch.cuda.CUDAGraph()
         try:
-            with torch.cuda.graph(graph, stream=self.cuda_stream):
-                if not self._context.execute_async_v3(self.cuda_stream.cuda_stream):
-                    raise BackendError("execute_async_v3 failed during CUDA graph capture")
+            with torch.cuda.graph(graph, stream=self.cuda_stream, capture_error_mode="thread_local"):
+                captured = self._context.execute_async_v3(handle)
         except RuntimeError as exc:
             raise BackendError(f"CUDA graph capture of the TensorRT enqueue failed: {exc}") from exc
+        if not captured:  # trtexec: the engine has operations not permitted under capture
+            raise BackendError("execute_async_v3 failed during CUDA graph capture")
         return CudaGraphLaunch(graph, self)
 
 
+class BuiltinGraphLaunch:
+    """TensorRT-RTX: each call enqueues on a context whose runtime config captures and replays a CUDA
+    graph per shape inside ``execute_async_v3`` (``CudaGraphStrategy.WHOLE_GRAPH_CAPTURE``)."""
+
+    def __init__(self, launch: TensorRTLaunch, context: Any) -> None:
+        self._launch = launch
+        self._context = context
+        self.cuda_stream = launch.cuda_stream
+
+    def __call__(self) -> None:
+        self._launch.enqueue(self._context)
+
+    def synchronize(self) -> None:
+        self.cuda_stream.synchronize()
+
+
 class CudaGraphLaunch:
-    """Replays a captured enqueue; the buffers of the Launch it came from stay bound."""
+    """Replays a captured enqueue on the stream it was captured for; the launch's buffers stay bound."""
 
     def __init__(self, graph: Any, launch: TensorRTLaunch) -> None:
         self._graph = graph
@@ -183,7 +301,10 @@ class CudaGraphLaunch:
         self.cuda_stream = launch.cuda_stream
 
     def __call__(self) -> None:
-        with self.cuda_stream:
+        import torch
+
+        # torch.cuda.stream(s), not `with s:` (streams are context managers only from torch 2.7)
+        with torch.cuda.stream(self.cuda_stream):
             self._graph.replay()
 
     def synchronize(self) -> None:
