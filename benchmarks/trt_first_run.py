@@ -213,10 +213,10 @@ def suite_checks(device: Any, work: Path) -> None:
     from pytest_trtbench.verdict import BUILT, FAILING
 
     say("\n## One case per shipped suite (pytest, backend tensorrt)")
-    base = [sys.executable, "-m", "pytest", str(ROOT / "suites"), "-p", "no:cacheprovider", "-q",
+    base = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
             f"--trt-gpu={device.gpu}", "--trt-backend=tensorrt", f"--trt-cache-dir={work / 'suite-cache'}",
             f"--trt-baseline-dir={work / 'baselines'}", "--trt-no-latency-gate"]
-    listed = subprocess.run([*base, "--collect-only"], capture_output=True, text=True, cwd=ROOT)
+    listed = subprocess.run([*base, "suites", "--collect-only"], capture_output=True, text=True, cwd=ROOT)
     first: dict[str, str] = {}
     for line in listed.stdout.splitlines():
         if "::" in line and not line.startswith(" "):
@@ -257,7 +257,8 @@ def main() -> int:
             engine_checks(device, work)
             if not args.skip_suites:
                 suite_checks(device, work)
-    say(f"\n## Summary: {'all steps ok' if not FAILURES else f'{len(FAILURES)} FAILED: ' + ', '.join(FAILURES)}")
+    failed = ", ".join(FAILURES[:12]) + (f", ... ({len(FAILURES) - 12} more)" if len(FAILURES) > 12 else "")
+    say(f"\n## Summary: {f'{len(FAILURES)} FAILED: {failed}' if FAILURES else 'all steps ok'}")
     if args.out:
         args.out.write_text("\n".join(LINES) + "\n")
     return 1 if FAILURES else 0
