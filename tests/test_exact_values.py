@@ -306,3 +306,12 @@ def test_baseline_files_live_per_gpu_and_suite(tmp_path: Path) -> None:
     bad.write_text("[1, 2]")
     with pytest.raises(BaselineError, match="not a pytest-trtbench baseline"):
         load_baselines(bad)
+
+
+@pytest.mark.parametrize("t", [-3.0, -0.5, 0.0, 0.3, 1.0, 2.5, 8.0])
+def test_student_t_cdf_matches_closed_forms(t: float) -> None:
+    """df = 1 (Cauchy) and df = 2 have closed forms: 1/2 + atan(t)/pi and 1/2 + t / (2 sqrt(2 + t^2))."""
+    from pytest_trtbench.regression import student_t_cdf
+
+    assert student_t_cdf(t, 1.0) == pytest.approx(0.5 + math.atan(t) / math.pi, abs=1e-12)
+    assert student_t_cdf(t, 2.0) == pytest.approx(0.5 + t / (2 * math.sqrt(2 + t * t)), abs=1e-12)
