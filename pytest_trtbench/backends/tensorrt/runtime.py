@@ -85,7 +85,9 @@ class TensorRTEngine:
         self._contexts = [self._new_context(index, builtin_graphs=False) for index in range(count)]
         self._graph_contexts: dict[int, Any] = {}
         self.stream.synchronize()
-        self.bound: dict[int, int] = {}  # id(context) -> id of the Launch whose buffers it has
+        # id(context) -> the Launch whose buffers it has. The Launch itself, not its id: a collected launch's id can be
+        # reused by a new one (the rebind would be skipped), and holding it keeps the bound buffers alive.
+        self.bound: dict[int, TensorRTLaunch] = {}
         self._per_context = int(engine.device_memory_size_v2)  # max over all profiles (kSTATIC)
         self.device_memory: dict[str, Any] = {  # what the contexts hold (read by benchmarks/trt_first_run.py)
             "context_device_memory_bytes": [self._per_context] * count,
@@ -216,11 +218,11 @@ class TensorRTLaunch:
         for name, tensor in [*self.inputs.items(), *self.outputs.items()]:
             if not context.set_tensor_address(name, self._address(name, tensor)):
                 raise BackendError(f"set_tensor_address failed for {name!r} (profile {self._index})")
-        self._engine.bound[id(context)] = id(self)
+        self._engine.bound[id(context)] = self
 
     def enqueue(self, context: Any) -> None:
         """Bind this launch's buffers to *context* if another launch used it last, then enqueue."""
-        if self._engine.bound.get(id(context)) != id(self):
+        if self._engine.bound.get(id(context)) is not self:
             self._bind(context)
         if not context.execute_async_v3(self.cuda_stream.cuda_stream):
             raise BackendError("execute_async_v3 failed; see the TensorRT log above")
