@@ -16,12 +16,13 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from pytest_trtbench.regression import BlockSummary, update_history
+from pytest_trtbench.gate import StoredRun, stored_runs
+from pytest_trtbench.regression import update_history
 
 if TYPE_CHECKING:
-    from pytest_trtbench.outcome import CaseOutcome
+    from pytest_trtbench.outcome import CaseOutcome, LatencySummary
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class BaselineError(Exception):
@@ -43,6 +44,16 @@ def _migrate(data: dict[str, Any], path: Path) -> dict[str, Any]:
                 lat["runs"] = [blocks] if blocks else []
         data["schema_version"] = 2
         version = 2
+    if version == 2:
+        # v3 stores each run as an object: its blocks, the machine hash and GPU clock it ran at
+        # (pytest_trtbench.gate.StoredRun); v2 runs were bare block lists of an unknown machine
+        for entry in data.get("cases", {}).values():
+            lat = entry.get("latency") if isinstance(entry, dict) else None
+            if isinstance(lat, dict) and isinstance(lat.get("runs"), list):
+                lat["runs"] = [{"blocks": run, "machine": None, "gpu_clock_mhz": None, "launch_bound": False}
+                               if isinstance(run, list) else run for run in lat["runs"]]
+        data["schema_version"] = 3
+        version = 3
     if version != SCHEMA_VERSION:
         raise BaselineError(
             f"{path}: schema_version {version!r} is not one this plugin reads (it writes {SCHEMA_VERSION}); "
@@ -115,12 +126,10 @@ def make_entry(
     old = old or {}
     if outcome.latency is None:
         raise ValueError(f"{outcome.case.case_id}: no latency measured, nothing to record")
-    old_runs = [[BlockSummary.from_json(b) for b in run] for run in (old.get("latency") or {}).get("runs", [])]
-    same_machine = old.get("environment", {}).get("device_name") == outcome.case.device_name
-    runs = update_history(old_runs if same_machine else [], list(outcome.latency.blocks), history)
+    runs = _stored_history(outcome.latency, old, outcome.case.device_name, environment, history)
     return {
         "accuracy": {"outputs": {c.name: c.metrics() for c in outcome.comparisons}},
-        "latency": {**outcome.latency.stats(), "runs": [[b.to_json() for b in run] for run in runs]},
+        "latency": {**outcome.latency.stats(), "runs": [r.to_json() for r in runs]},
         "golden": {"outputs": golden if golden is not None else old.get("golden", {}).get("outputs", {})},
         "reference": {"backend": outcome.reference_backend, "latency_ms_median": outcome.reference_latency_ms},
         "engine": {"precisions": outcome.engine.precisions_label(), "build_s": outcome.engine.build_s},
@@ -138,6 +147,22 @@ def lock_path(path: Path) -> Path:
     folder = Path(tempfile.gettempdir()) / "pytest-trtbench-locks"
     folder.mkdir(exist_ok=True)
     return folder / f"baseline-{digest}.lock"
+
+
+def _stored_history(
+    latency: LatencySummary, old: Mapping[str, Any], device_name: str, environment: Mapping[str, Any], keep: int
+) -> list[StoredRun]:
+    """The old entry's runs with this one appended (its machine hash, GPU clock, launch-bound flag), the last
+    *keep* kept. Runs of other machines with the same GPU model stay: they measure the between-machine spread
+    (:mod:`pytest_trtbench.gate`); a different GPU model starts over."""
+    same_gpu = old.get("environment", {}).get("device_name") == device_name
+    runs = stored_runs(old.get("latency")) if same_gpu else []
+    update_history([list(r.blocks) for r in runs], list(latency.blocks), 1)  # validates the new run
+    clock = latency.telemetry.get("gpu_clock_mhz_end")
+    machine = environment.get("machine")
+    new = StoredRun(tuple(latency.blocks), str(machine) if machine else None,
+                    float(clock) if isinstance(clock, (int, float)) else None, bool(latency.launch_bound))
+    return [*runs, new][-max(1, keep):]
 
 
 def update_baselines(path: Path, suite: str, entries: Mapping[str, Mapping[str, Any]]) -> None:

@@ -58,7 +58,8 @@ class LatencyResult:
     blocks: list[BlockSummary]
     batch_size: int
     method: str
-    """``cuda-graph``, ``cuda-events`` or ``host-clock``."""
+    """``cuda-graph``, ``cuda-graph-pinned`` (a shape-pinned specialization replayed), ``cuda-events``
+    or ``host-clock``."""
     notes: list[str] = field(default_factory=list)
     enqueue_ms: list[float] = field(default_factory=list)
     """Host time of each timed launch call, without synchronization (GPU only; empty on CPU)."""
@@ -262,7 +263,7 @@ def measure_latency(launch: Launch, batch_size: int, config: TimingConfig) -> La
     if on_gpu and config.use_cuda_graph:
         replay, reason = capture_cuda_graph(launch)
         if replay is not None:
-            call, method = replay, CUDA_GRAPH
+            call, method = replay, str(getattr(replay, "timing_method", CUDA_GRAPH))
             _warm(call, launch.synchronize, config.warmup_s / 4, min_iters=3)  # graph upload, caches
         else:
             notes.append(f"CUDA graph not used, timed plain enqueues: {reason}")
@@ -305,7 +306,7 @@ def _warnings(result: LatencyResult) -> list[str]:
         out.append(f"latency CoV {cov:.1f} % is high (over {limit} %): {advice}")
     gpu_ms, enqueue_ms = result.median_ms, result.enqueue_ms_median
     if on_gpu and not result.host_synchronous and gpu_ms > 0 and enqueue_ms >= ENQUEUE_BOUND_FRACTION * gpu_ms:
-        hint = "" if result.method == CUDA_GRAPH else "; a CUDA graph (--trt-cuda-graph) may raise throughput"
+        hint = "" if result.method.startswith(CUDA_GRAPH) else "; a CUDA graph (--trt-cuda-graph) may raise throughput"
         out.append(
             f"enqueue-bound: host enqueue time {enqueue_ms:.4f} ms is {100 * enqueue_ms / gpu_ms:.0f} % of the GPU time "
             f"{gpu_ms:.4f} ms; throughput may be bound by enqueue time rather than GPU compute, and the GPU "

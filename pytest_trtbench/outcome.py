@@ -78,6 +78,16 @@ class LatencySummary:
     """Order statistics in pytest-benchmark's shape (:meth:`LatencyResult.distribution`)."""
     telemetry: Mapping[str, Any] = field(default_factory=dict)
     """NVML readings around the timed blocks (:meth:`TelemetrySummary.to_json`); empty without NVML."""
+    host_synchronous: bool = False
+    """The launch waited for the GPU itself (its enqueue time is not separable)."""
+
+    @property
+    def launch_bound(self) -> str:
+        """Why this GPU measurement is launch-bound (:func:`pytest_trtbench.gate.launch_bound_reason`), or ``""``."""
+        from pytest_trtbench.gate import launch_bound_reason
+
+        return launch_bound_reason(self.median_ms, self.enqueue_ms_median, self.host_synchronous,
+                                   self.method != "host-clock", graph_replay=self.method.startswith("cuda-graph"))
 
     @classmethod
     def of(cls, result: LatencyResult) -> LatencySummary:
@@ -88,6 +98,7 @@ class LatencySummary:
             iterations=s["iterations"], enqueue_ms_median=s["enqueue_ms_median"], blocks=tuple(result.blocks),
             notes=tuple(result.notes), distribution=result.distribution(),
             telemetry=result.telemetry.to_json() if result.telemetry is not None else {},
+            host_synchronous=result.host_synchronous,
         )
 
     def stats(self) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Protocol, Sequence
 
+from pytest_trtbench import gate
 from pytest_trtbench import verdict as V
 from pytest_trtbench.backends.base import BackendError
 from pytest_trtbench.baseline import BaselineError, make_entry
@@ -21,7 +22,7 @@ from pytest_trtbench.inputs import fingerprint, sample_at
 from pytest_trtbench.measure import LatencyResult
 from pytest_trtbench.outcome import CaseInfo, CaseOutcome, EngineInfo, LatencyCheck, LatencySummary
 from pytest_trtbench.precision import REDUCED_PRECISIONS
-from pytest_trtbench.regression import BlockSummary, decide_latency
+from pytest_trtbench.regression import BlockSummary, LatencyDecision
 from pytest_trtbench.report import failure_text
 from pytest_trtbench.suite import Case, Suite, SuiteError
 
@@ -116,7 +117,7 @@ def _stages(case: Case, res: CaseResources, outcome: CaseOutcome) -> Iterator[Ca
             lambda name: case.suite.tolerance_for(case.precision, name),
         )
         latency, check = latency_gate(
-            latency, baseline, settings, res.environment().get("cpu_model"), lambda: res.measure(case, engine, feeds)
+            latency, baseline, settings, res.environment(), lambda: res.measure(case, engine, feeds)
         )
         outcome = replace(outcome, latency=LatencySummary.of(latency), latency_check=check)
         yield outcome
@@ -205,26 +206,38 @@ def golden_comparisons(
 
 
 def latency_gate(
-    latency: LatencyResult, baseline: Mapping[str, Any], settings: Settings, cpu_model: str | None,
+    latency: LatencyResult, baseline: Mapping[str, Any], settings: Settings, environment: Mapping[str, Any],
     remeasure: Callable[[], LatencyResult],
 ) -> tuple[LatencyResult, LatencyCheck]:
-    """Compare *latency* with the baseline's block history. A would-be regression is re-measured
-    ``settings.confirm`` times (*remeasure*), each run appended, and decided again; returns the final
-    measurement and the check."""
+    """Compare *latency* with the baseline's block history, machine-aware (:mod:`pytest_trtbench.gate`;
+    this machine is ``environment["machine"]``). A would-be regression is re-measured ``settings.confirm``
+    times (*remeasure*), each run appended, and decided again; returns the final measurement and the
+    check. With the gate advisory (CPU under ``auto``) a regression is reported in the reason, the
+    verdict stays ``pass`` and nothing is re-measured."""
     base_lat = baseline.get("latency") or {}
     check = _last_level(latency, base_lat)
-    skip = _gate_off_reason(settings, baseline, cpu_model)
-    history = [[BlockSummary.from_json(b) for b in run] for run in base_lat.get("runs", []) if run]
+    mode = gate.effective_mode(settings.latency_gate, settings.device.kind)
+    skip = _gate_off_reason(mode, settings, baseline, environment.get("cpu_model"))
+    history = gate.stored_runs(base_lat)
     if not skip and not history:
         skip = "latency not compared: the baseline has no block history"
     if skip:
         return latency, replace(check, reason=skip)
-    decision = decide_latency(history, latency.blocks, settings.latency_tolerance)
-    for _ in range(settings.confirm if decision.needs_confirmation else 0):
+    bound = bool(LatencySummary.of(latency).launch_bound)
+    machine = str(environment.get("machine") or "")
+
+    def decide(blocks: list[BlockSummary]) -> tuple[LatencyDecision, str]:
+        return gate.decide_machine_aware(history, blocks, machine, settings.latency_tolerance, launch_bound=bound)
+
+    decision, which = decide(latency.blocks)
+    for _ in range(settings.confirm if decision.needs_confirmation and mode == gate.ON else 0):
         latency = combined(latency, remeasure())
-        decision = decide_latency(history, latency.blocks, settings.latency_tolerance)
-    check = replace(check, confidence=decision.confidence, reason=decision.reason, decision=decision,
-                    verdict={"latency_regression": V.LATENCY_REGRESSION, "improved": V.IMPROVED}.get(decision.verdict, V.PASS))
+        decision, which = decide(latency.blocks)
+    verdict = {"latency_regression": V.LATENCY_REGRESSION, "improved": V.IMPROVED}.get(decision.verdict, V.PASS)
+    reason = f"{decision.reason} ({which})"
+    if mode == gate.ADVISORY and verdict == V.LATENCY_REGRESSION:
+        verdict, reason = V.PASS, f"{gate.advisory_reason(decision)} ({which})"
+    check = replace(check, confidence=decision.confidence, reason=reason, decision=decision, verdict=verdict)
     if decision.ratio > 0 and math.isfinite(decision.ratio):
         # report what the rule compared: the history's level, not only the last run's median
         check = replace(check, change_pct=100.0 * (decision.ratio - 1.0), baseline_ms=latency.median_ms / decision.ratio)
@@ -240,9 +253,9 @@ def _last_level(latency: LatencyResult, base_lat: Mapping[str, Any]) -> LatencyC
     return LatencyCheck(baseline_ms=baseline_ms)
 
 
-def _gate_off_reason(settings: Settings, baseline: Mapping[str, Any], cpu_model: str | None) -> str:
-    if not settings.latency_gate:
-        return "latency gate off (--trt-no-latency-gate)"
+def _gate_off_reason(mode: str, settings: Settings, baseline: Mapping[str, Any], cpu_model: str | None) -> str:
+    if mode == gate.OFF:
+        return "latency gate off (--trt-latency-gate=off)"
     if settings.device.gpu == "cpu":
         recorded = (baseline.get("environment") or {}).get("cpu_model")
         if recorded != cpu_model:

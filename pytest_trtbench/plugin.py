@@ -33,6 +33,7 @@ UPDATE_BASELINES = "--trt-update-baselines"
 REPORT = "--trt-report"
 LATENCY_TOLERANCE = "--trt-latency-tolerance"
 NO_LATENCY_GATE = "--trt-no-latency-gate"
+LATENCY_GATE = "--trt-latency-gate"
 STRICT = "--trt-strict"
 BUILD_ONLY = "--trt-build-only"
 WARMUP_S = "--trt-warmup-s"
@@ -82,9 +83,14 @@ _non_negative_int = _number(int, 0, inclusive=True)
 _non_negative_float = _number(float, 0, inclusive=True)
 
 
-def _fraction(text: str) -> float:
-    value = _positive_float(text.rstrip("%"))
-    return value / 100 if text.endswith("%") or value >= 1 else value
+def _tolerance(text: str) -> float:
+    """``--trt-latency-tolerance``: ``5%`` or ``0.05`` (a fraction); see :func:`gate.parse_tolerance`."""
+    from pytest_trtbench.gate import parse_tolerance
+
+    try:
+        return parse_tolerance(text)
+    except ValueError as exc:
+        raise pytest.UsageError(f"{LATENCY_TOLERANCE} (ini {_ini(LATENCY_TOLERANCE)}): {exc}") from None
 
 
 def _choice(*choices: str) -> Callable[[str], str]:
@@ -103,6 +109,12 @@ def _size(text: str) -> int:
         return parse_size(text)
     except ValueError as exc:
         raise pytest.UsageError(f"{CACHE_MAX_SIZE}: {exc}") from None
+
+
+def _gate_mode(text: str) -> str:
+    if text not in ("on", "off", "auto"):
+        raise pytest.UsageError(f"{LATENCY_GATE} (ini {_ini(LATENCY_GATE)}): expected on, off or auto; got {text!r}")
+    return text
 
 
 def _backends(text: str) -> str:
@@ -171,7 +183,10 @@ _VALUED: list[tuple[str, Callable[[str], Any], Any, str]] = [
     (CACHE_MAX_SIZE, _size, None, "at session end, prune least recently used cache entries until the cache is "
      "at most this size (500MB, 2G; default: no limit)"),
     (REPORT, str, "", "write the CSV report to this file"),
-    (LATENCY_TOLERANCE, _fraction, 0.05, "allowed slowdown before a latency regression (0.05 or 5%%)"),
+    (LATENCY_TOLERANCE, _tolerance, 0.05, "allowed slowdown before a latency regression: a fraction below 1 "
+     "(0.05) or a percentage (5%%)"),
+    (LATENCY_GATE, _gate_mode, "auto", "latency gate: on (fail regressions), off, or auto "
+     "(on for GPUs; advisory on CPU: a slowdown is reported, the case still passes)"),
     (WARMUP_S, _positive_float, 0.05, "warmup seconds before timing"),
     (BLOCKS, _non_negative_int, 5, "independent timed blocks per case"),
     (MIN_BLOCK_ITERS, _non_negative_int, 5, "minimum iterations per block"),
@@ -189,7 +204,7 @@ _VALUED: list[tuple[str, Callable[[str], Any], Any, str]] = [
 _FLAGS = [
     (REBUILD, "ignore cached engines and rebuild them"),
     (UPDATE_BASELINES, "write or refresh baselines for the cases that ran"),
-    (NO_LATENCY_GATE, "do not fail on latency regressions"),
+    (NO_LATENCY_GATE, f"do not gate latency (alias of {LATENCY_GATE}=off)"),
     (STRICT, "fail cases that have no baseline yet"),
     (BUILD_ONLY, "build and cache engines, execute nothing"),
 ]
@@ -474,7 +489,7 @@ class TrtBenchPlugin:
                     use_cuda_graph=bool(_get(config, CUDA_GRAPH)), energy_s=_get(config, ENERGY_S),
                 ),
                 latency_tolerance=_get(config, LATENCY_TOLERANCE),
-                latency_gate=not _get(config, NO_LATENCY_GATE),
+                latency_gate="off" if _get(config, NO_LATENCY_GATE) else _get(config, LATENCY_GATE),
                 strict=bool(_get(config, STRICT)),
                 update_baselines=bool(_get(config, UPDATE_BASELINES)),
                 build_only=build_only,

@@ -216,6 +216,7 @@ def decide_latency(
     beta: float = 0.02,
     prior_between_cv: float = PRIOR_BETWEEN_RUN_CV,
     prior_df: float = PRIOR_DF,
+    machine_var: float = 0.0,
 ) -> LatencyDecision:
     """Compare the current run of one case with its baseline history; one verdict.
 
@@ -277,6 +278,10 @@ def decide_latency(
     verdict is final and its ``needs_confirmation`` is ignored.  It removes alarms from block
     outliers, not from a slow node.
 
+    **Machines.**  ``machine_var`` (default 0) is the variance of the log latency between
+    machines, added to ``Var(d)`` when the current run comes from a machine the history has not
+    seen (:func:`pytest_trtbench.gate.decide_machine_aware` estimates it).
+
     Raises ValueError for empty runs, NaN/inf/non-positive times, or bad parameters.
     """
     if not (math.isfinite(tolerance) and 0 < tolerance < 1):
@@ -290,6 +295,8 @@ def decide_latency(
         raise ValueError(f"prior_between_cv must be finite and >= 0, got {prior_between_cv!r}")
     if not (math.isfinite(prior_df) and prior_df > 0):
         raise ValueError(f"prior_df must be finite and > 0, got {prior_df!r}")
+    if not (math.isfinite(machine_var) and machine_var >= 0):
+        raise ValueError(f"machine_var must be finite and >= 0, got {machine_var!r}")
 
     cur_logs = _checked_run(current, "current run")
     hist_logs = [_checked_run(run, f"baseline run {i}") for i, run in enumerate(baseline_runs)]
@@ -331,7 +338,7 @@ def decide_latency(
     var_run = max((prior_df * prior_var_run + (k - 1) * s2_run_data) / df, s2_run_data)
 
     d = cur.location - _mean(hist_means)
-    var_d = var_run * (1.0 + 1.0 / k) + var_blk * (1.0 / cur.effective_blocks + inv_b_hist / k)
+    var_d = var_run * (1.0 + 1.0 / k) + var_blk * (1.0 / cur.effective_blocks + inv_b_hist / k) + machine_var
     se = math.sqrt(var_d)
     ratio = math.exp(d)
     lim = math.log1p(tolerance)

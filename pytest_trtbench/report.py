@@ -109,6 +109,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("fuzz_failing_shape", "text", lambda o: o.fuzz.failing_shape if o.fuzz is not None else ""),
     Column("fuzz_seed", "integer", lambda o: o.fuzz.seed if o.fuzz is not None else NAN),
     Column("model_normalized", "text", lambda o: o.model_normalized),
+    Column("launch_bound", "text", lambda o: o.latency.launch_bound if o.latency is not None else ""),
 )
 """The report's columns, in CSV order. A new metric: a field on the outcome and one line here."""
 

@@ -64,6 +64,7 @@ class Harness:
         self._reference_latency: dict[tuple[Any, ...], ReferenceTiming] = {}
         self._baselines: dict[Path, dict[str, Any] | BaselineError] = {}
         self._cpu_model = cpu_model()
+        self._machine: str | None = None
         self._versions = _versions()
 
     # --- collaborators, also used by custom tests -------------------------------------------------
@@ -215,7 +216,12 @@ class Harness:
 
     def environment(self) -> dict[str, Any]:
         """Where a baseline entry was recorded: device, CPU model, library versions."""
-        return {"device_name": self.settings.device.device_name, "cpu_model": self._cpu_model, "versions": self._versions}
+        if self._machine is None:
+            from pytest_trtbench.machine import machine_identity
+
+            self._machine = machine_identity(self.settings.device)
+        return {"device_name": self.settings.device.device_name, "cpu_model": self._cpu_model, "versions": self._versions,
+                "machine": self._machine}
 
     # --- one case --------------------------------------------------------------------------------
 

@@ -16,7 +16,8 @@ class Settings:
     baseline_dir: Path
     timing: TimingConfig = TimingConfig()
     latency_tolerance: float = 0.05
-    latency_gate: bool = True
+    latency_gate: str = "auto"
+    """``on``, ``off`` or ``auto`` (on for GPUs, advisory on CPU): :func:`pytest_trtbench.gate.effective_mode`."""
     strict: bool = False
     update_baselines: bool = False
     build_only: bool = False

@@ -210,7 +210,8 @@ def test_schema_v1_is_migrated_on_load(tmp_path) -> None:
     path = tmp_path / "s.json"
     block = {"median_ms": 1.0, "iqr_ms": 0.1, "n": 10}
     path.write_text(json.dumps({"schema_version": 1, "cases": {"a": {"latency": {"median_ms": 1.0, "blocks": [block]}}}}))
-    assert load_baselines(path)["a"]["latency"]["runs"] == [[block]]
+    assert load_baselines(path)["a"]["latency"]["runs"] == [
+        {"blocks": [block], "machine": None, "gpu_clock_mhz": None, "launch_bound": False}]
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path) -> None:

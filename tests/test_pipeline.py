@@ -210,7 +210,8 @@ def test_an_exception_inside_a_stage_becomes_an_error_keeping_earlier_stages(tmp
 
 def test_a_slowdown_is_confirmed_by_remeasuring_before_it_fails(tmp_path: Path) -> None:
     baseline = recorded_baseline(tmp_path)
-    res = make_resources(tmp_path, baseline=baseline, latencies=[2.0, 2.0, 2.0], settings={"confirm": 2})
+    res = make_resources(tmp_path, baseline=baseline, latencies=[2.0, 2.0, 2.0],
+                         settings={"confirm": 2, "latency_gate": "on"})
     outcome = run_case(fake_case(), res)
     assert res.measured == 3  # the first measurement and two confirmations
     assert outcome.status == V.LATENCY_REGRESSION and outcome.latency is not None
@@ -224,7 +225,7 @@ def test_a_slowdown_is_confirmed_by_remeasuring_before_it_fails(tmp_path: Path) 
 def test_the_gate_stands_aside_when_switched_off_or_on_another_cpu(tmp_path: Path) -> None:
     baseline = recorded_baseline(tmp_path)
     off = run_case(fake_case(), make_resources(tmp_path, baseline=baseline, latencies=[2.0],
-                                               settings={"latency_gate": False}))
+                                               settings={"latency_gate": "off"}))
     assert off.status == V.PASS and "latency gate off" in off.reason
     assert off.latency_check.change_pct == pytest.approx(100.0)  # still reported against the stored median
     moved = {**baseline, "environment": {**baseline["environment"], "cpu_model": "another CPU"}}
@@ -303,3 +304,11 @@ def test_an_outcome_with_nothing_measured_has_an_empty_row(tmp_path: Path) -> No
     r = row(replace(outcome, nodeid="x"))
     assert r["engine_cache"] == "none" and r["reference_backend"] == "" and r["timing_method"] == ""
     assert all(math.isnan(r[c.name]) for c in COLUMNS if c.kind == "number" and c.name != "batch_size")
+
+
+def test_on_cpu_the_gate_is_advisory_by_default_and_never_remeasures(tmp_path: Path) -> None:
+    res = make_resources(tmp_path, baseline=recorded_baseline(tmp_path), latencies=[2.0, 2.0])
+    outcome = run_case(fake_case(), res)
+    assert outcome.status == V.PASS and res.measured == 1
+    assert outcome.reason.startswith("latency +100 % (advisory on CPU): slower: ratio 2.0000")
+    assert outcome.latency_check.change_pct == pytest.approx(100.0)

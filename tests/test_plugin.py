@@ -93,10 +93,12 @@ def test_second_run_builds_nothing(pytester: pytest.Pytester) -> None:
 def test_update_baselines_round_trip(recorded: pytest.Pytester) -> None:
     path = baseline_file(recorded)
     data = json.loads(path.read_text())
-    assert data["schema_version"] == 2 and sorted(data["cases"]) == sorted(CASES)
+    assert data["schema_version"] == 3 and sorted(data["cases"]) == sorted(CASES)
     entry = data["cases"]["onnxruntime-int8-b4"]
     assert {"accuracy", "latency", "golden", "reference", "environment"} <= set(entry)
     assert entry["latency"]["runs"] and entry["golden"]["outputs"]["logits"]["shape"] == [4, 4]
+    stored = entry["latency"]["runs"][0]
+    assert len(stored["machine"]) == 16 and int(stored["machine"], 16) >= 0 and stored["blocks"]
     result = run(recorded, "--trt-report=r.csv", "--trt-no-latency-gate")
     result.assert_outcomes(passed=4)
     assert {row["status"] for row in report_rows(recorded.path / "r.csv").values()} == {"pass"}
@@ -141,19 +143,20 @@ def test_latency_regression_fails_that_test(recorded: pytest.Pytester) -> None:
     data = json.loads(path.read_text())
     latency = data["cases"]["onnxruntime-fp32-b4"]["latency"]
     latency["median_ms"] /= 10
-    for run_blocks in latency["runs"]:
-        for block in run_blocks:
+    for stored in latency["runs"]:
+        for block in stored["blocks"]:
             block["median_ms"] /= 10
             block["iqr_ms"] /= 10
     path.write_text(json.dumps(data))
     # only the case with the 10x-faster baseline: the others would be gated on this VM's real (noisy) CPU timing
-    result = run(recorded, "--trt-report=r.csv", "-k", "fp32-b4")
+    result = run(recorded, "--trt-report=r.csv", "--trt-latency-gate=on", "-k", "fp32-b4")
     result.assert_outcomes(failed=1, deselected=3)
     result.stdout.fnmatch_lines(["*test_tiny[[]onnxruntime-fp32-b4[]]: latency_regression*",
                                  "*latency: median * ms vs baseline * ms (+*"])
     row = report_rows(recorded.path / "r.csv")["test_tiny[onnxruntime-fp32-b4]"]
     assert row["status"] == "latency_regression" and float(row["latency_change_pct"]) > 100
     run(recorded, "--trt-no-latency-gate").assert_outcomes(passed=4)
+    run(recorded, "--trt-latency-gate=off").assert_outcomes(passed=4)
 
 
 def test_gpu_name_mismatch_is_a_usage_error(pytester: pytest.Pytester) -> None:
