@@ -44,9 +44,11 @@ def _latency_problem(entry: Mapping[str, Any]) -> str:
     if not _num(lat.get("median_ms")):
         return f"latency.median_ms is {lat.get('median_ms')!r}, not a number"
     runs = lat.get("runs", [])
-    if not isinstance(runs, list) or not all(isinstance(run, list) for run in runs):
-        return "latency.runs must be a list of runs, each a list of blocks"
-    for i, run in enumerate(runs):
+    # a run is a list of blocks (schema 2) or an object whose "blocks" is one (schema 3: with its machine)
+    blocks_of = [run.get("blocks") if _object(run) else run for run in runs] if isinstance(runs, list) else None
+    if blocks_of is None or not all(isinstance(blocks, list) for blocks in blocks_of):
+        return "latency.runs must be a list of runs, each a list of blocks or an object with 'blocks'"
+    for i, run in enumerate(blocks_of):
         for j, block in enumerate(run):
             where = f"latency.runs[{i}][{j}]"
             if not _object(block):
