@@ -242,11 +242,11 @@ BASELINE_KINDS = [
          [BAD_ENTRY.format("the entry is str, not an object")], "error"),
     Kind("baseline-metric-string", _entry(_set("accuracy.outputs.logits.max_abs_err", "small")), 1,
          [BAD_ENTRY.format("accuracy.outputs['logits'].max_abs_err is 'small', not a number")], "error"),
-    Kind("baseline-block-median-zero", _entry(_set("latency.runs.0.0.median_ms", 0)), 1,
+    Kind("baseline-block-median-zero", _entry(_set("latency.runs.0.blocks.0.median_ms", 0)), 1,
          [BAD_ENTRY.format("latency.runs[[]0[]][[]0[]].median_ms is 0: block medians must be numbers > 0")], "error"),
-    Kind("baseline-block-median-negative", _entry(_set("latency.runs.0.1.median_ms", -2.5)), 1,
+    Kind("baseline-block-median-negative", _entry(_set("latency.runs.0.blocks.1.median_ms", -2.5)), 1,
          [BAD_ENTRY.format("latency.runs[[]0[]][[]1[]].median_ms is -2.5*")], "error"),
-    Kind("baseline-block-missing-n", _entry(lambda e: e["latency"]["runs"][0][0].pop("n")), 1,
+    Kind("baseline-block-missing-n", _entry(lambda e: e["latency"]["runs"][0]["blocks"][0].pop("n")), 1,
          [BAD_ENTRY.format("latency.runs[[]0[]][[]0[]].n is None*")], "error"),
     Kind("baseline-runs-not-list", _entry(_set("latency.runs", {"a": 1})), 1,
          [BAD_ENTRY.format("latency.runs must be a list of runs*")], "error"),
@@ -448,7 +448,7 @@ def _baseline_dir_is_file(env: Env) -> list[str]:
 USAGE = "ERROR: *"
 OPTION_KINDS = [
     Kind("opt-latency-tolerance-abc", _option("--trt-latency-tolerance=abc"), 4,
-         ["*--trt-latency-tolerance*expected a number, got 'abc'*"], ""),
+         ["*--trt-latency-tolerance*expected a fraction (0.05) or a percentage (5%), got 'abc'*"], ""),
     Kind("opt-blocks-negative", _option("--trt-blocks=-1"), 4, ["*--trt-blocks*expected an integer >= 0, got '-1'*"], ""),
     Kind("opt-warmup-zero", _option("--trt-warmup-s=0"), 4, ["*--trt-warmup-s*expected a number > 0, got '0'*"], ""),
     Kind("opt-warmup-inf", _option("--trt-warmup-s=inf"), 4, ["*--trt-warmup-s*expected a number > 0, got 'inf'*"], ""),
