@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
-from statistics import NormalDist
 from typing import Any, Mapping, Sequence
+
+from pytest_trtbench.student_t import student_t_cdf, student_t_ppf
 
 __all__ = [
     "BlockSummary",
@@ -77,80 +77,6 @@ class LatencyDecision:
     confidence: float  # 0..1: confidence that the slowdown exceeds the tolerance
     reason: str  # one human sentence with the numbers
     needs_confirmation: bool  # would-be regression: re-measure once, append, decide again
-
-
-# ---------------------------------------------------------------------------------------------
-# Student t distribution (scipy is not a dependency)
-
-
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the regularized incomplete beta (modified Lentz)."""
-    tiny = 1e-300
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 300):
-        m2 = 2 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        h *= d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        delta = d * c
-        h *= delta
-        if abs(delta - 1.0) < 1e-15:
-            break
-    return h
-
-
-def _betainc(a: float, b: float, x: float) -> float:
-    """Regularized incomplete beta I_x(a, b)."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    lbt = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    if x < (a + 1.0) / (a + b + 2.0):
-        return math.exp(lbt) * _betacf(a, b, x) / a
-    return 1.0 - math.exp(lbt) * _betacf(b, a, 1.0 - x) / b
-
-
-def student_t_cdf(t: float, df: float) -> float:
-    """P(T <= t) for Student's t with ``df`` > 0 degrees of freedom (df = inf: standard normal)."""
-    if math.isinf(df):
-        return NormalDist().cdf(t)
-    tail = 0.5 * _betainc(df / 2.0, 0.5, df / (df + t * t))
-    return 1.0 - tail if t > 0 else tail
-
-
-@lru_cache(maxsize=256)
-def student_t_ppf(p: float, df: float) -> float:
-    """Quantile of Student's t: inverts :func:`student_t_cdf` by bisection to ~1e-12."""
-    if not 0.0 < p < 1.0:
-        raise ValueError(f"t quantile needs 0 < p < 1, got {p}")
-    if math.isinf(df):
-        return NormalDist().inv_cdf(p)
-    if p < 0.5:
-        return -student_t_ppf(1.0 - p, df)
-    lo, hi = 0.0, 1.0
-    while student_t_cdf(hi, df) < p:
-        hi *= 2.0
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if student_t_cdf(mid, df) < p:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo < 1e-12 * max(1.0, hi):
-            break
-    return 0.5 * (lo + hi)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -220,57 +146,12 @@ def decide_latency(
 ) -> LatencyDecision:
     """Compare the current run of one case with its baseline history; one verdict.
 
-    **Model.**  On the log scale (so the rule is scale-free: multiplying every time by c changes
-    nothing), the median of block b in run r is ``x_rb = mu + delta*[r is current] + u_r + e_rb``
-    with a run offset ``u_r ~ N(0, s_run^2)`` (clocks, node, co-tenants: what changes between CI
-    jobs) and block noise ``e_rb ~ N(0, s_blk^2)``.  Each run is reduced to the 20 % trimmed mean
-    of its log block medians (Yuen; one block hit by a co-tenant burst cannot drag a run of 5..8
-    blocks); ``d = location(current) - mean of history locations`` estimates ``delta`` and
-    ``ratio = exp(d)``.  All reductions sort first, so the result does not depend on block or run
-    order.
-
-    **Variance** (``E_r`` = effective block count of run r's trimmed mean)::
-
-        Var(d) = s_run^2 (1 + 1/K) + s_blk^2 (1/E_cur + mean_r(1/E_r) / K)
-
-    ``s_blk^2`` is the pooled winsorized within-run variance of log block medians (current run
-    included), floored by what the blocks' own IQRs imply for independent iterations
-    (``(1.2533 * IQR/1.349 / median)^2 / n``; correlation only makes it larger).  ``s_run^2``
-    is the moment estimate from the spread of the K history run locations, shrunk toward a prior
-    (scaled-inverse-chi^2: ``prior_df`` pseudo-runs)::
-
-        prior  = max(prior_between_cv^2, (0.5 * s_blk)^2)
-        s_run^2 = (prior_df * prior + (K-1) * max(0, var(run locations) - s_blk^2 mean(1/E_r)))
-                  / (prior_df + K - 1)
-
-    With one baseline run nothing is known about between-run variance, so the prior alone
-    applies: a run-to-run sigma of 0.65 % (GPU kernels on a quiet shared node), or half the
-    observed block sigma if larger (a machine whose blocks are noisy has noisy runs), worth 24
-    runs.  Stored history then pulls it toward the data.  ``d / se`` is read against Student t
-    with ``prior_df + K - 1`` degrees of freedom (``s_run`` dominates the uncertainty).  This is
-    bencher's t prediction interval over history, with a between-block term and a prior so that
-    K = 1 is usable.  The defaults (alpha, beta, prior) were tuned with
-    ``benchmarks/regression_detection.py`` for <= 1 % false alarms and >= 95 % detection of +5 %
-    at block CoV 1 %.
-
-    **Decision** (``L = log(1 + tolerance)``, ``t_a``/``t_b`` = t quantiles at 1-alpha / 1-beta):
-
-    * ``latency_regression`` iff ``d >= t_a * se`` (credibly slower than *no change*: false alarms
-      at most ``alpha`` per comparison if the model holds) **and** ``d >= L - t_b * se`` (a slowdown
-      of ``tolerance`` is not ruled out).  The second bar makes a slowdown of exactly
-      ``tolerance`` fail with probability ``1 - beta`` when the first bar is below it
-      (``se <= L / (t_a + t_b)``; ~1.0 % at the defaults), while well-measured small changes
-      (+1 % with se 0.2 %) do not fail.  A tolerance gate cannot both catch 95 % of
-      ``+tolerance`` slowdowns and fail only when the *estimate* exceeds the tolerance; this rule
-      chooses the former, so some slowdowns a little under the tolerance also fail.
-      ``needs_confirmation`` is True.
-    * ``improved``: the mirror image (credibly faster, and faster by ``tolerance`` not ruled out).
-    * ``warn``: not a regression but ``ratio >= 1 + warn_fraction * tolerance`` (just under the
-      tolerance, or over it without statistical credibility).
-    * ``pass`` otherwise; ``no_baseline`` when ``baseline_runs`` is empty.
-
-    ``confidence`` is ``P(delta > L)`` under the t model, i.e. confidence that the slowdown exceeds
-    the tolerance (0.5 when the estimate sits on it).
+    Three named steps: :func:`_check_parameters` (bad parameters and bad blocks raise);
+    :func:`_noise_model` (the log-scale model: the estimated log slowdown ``d``, its standard
+    error and degrees of freedom); :func:`_decide` (the two-bar rule, ``warn``, ``confidence``).
+    Their docstrings state the model and the decision.  The defaults (alpha, beta, prior) were
+    tuned with ``benchmarks/regression_detection.py`` for <= 1 % false alarms and >= 95 %
+    detection of +5 % at block CoV 1 %.  ``no_baseline`` when ``baseline_runs`` is empty.
 
     **Confirmation protocol.**  On ``needs_confirmation`` the harness measures the same case
     again in the same session and calls once more with ``current + confirmation_blocks``
@@ -284,6 +165,28 @@ def decide_latency(
 
     Raises ValueError for empty runs, NaN/inf/non-positive times, or bad parameters.
     """
+    _check_parameters(tolerance, warn_fraction, alpha, beta, prior_between_cv, prior_df, machine_var)
+    cur_logs = _checked_run(current, "current run")
+    hist_logs = [_checked_run(run, f"baseline run {i}") for i, run in enumerate(baseline_runs)]
+    if not hist_logs:
+        return LatencyDecision(
+            "no_baseline", math.nan, 0.0, "no baseline stored for this case yet; nothing to compare", False
+        )
+    runs = _Runs(current, baseline_runs, cur_logs, hist_logs)
+    noise = _noise_model(runs, prior_between_cv, prior_df, machine_var)
+    return _decide(noise, len(hist_logs), tolerance, warn_fraction, alpha, beta)
+
+
+def _check_parameters(
+    tolerance: float,
+    warn_fraction: float,
+    alpha: float,
+    beta: float,
+    prior_between_cv: float,
+    prior_df: float,
+    machine_var: float,
+) -> None:
+    """ValueError naming the first parameter of :func:`decide_latency` out of its range."""
     if not (math.isfinite(tolerance) and 0 < tolerance < 1):
         raise ValueError(f"tolerance must be a fraction in (0, 1), got {tolerance!r}")
     if not (math.isfinite(warn_fraction) and 0 < warn_fraction <= 1):
@@ -298,27 +201,89 @@ def decide_latency(
     if not (math.isfinite(machine_var) and machine_var >= 0):
         raise ValueError(f"machine_var must be finite and >= 0, got {machine_var!r}")
 
-    cur_logs = _checked_run(current, "current run")
-    hist_logs = [_checked_run(run, f"baseline run {i}") for i, run in enumerate(baseline_runs)]
-    if not hist_logs:
-        return LatencyDecision(
-            "no_baseline", math.nan, 0.0, "no baseline stored for this case yet; nothing to compare", False
-        )
 
-    k = len(hist_logs)
-    cur = _trimmed(cur_logs)
-    hist = [_trimmed(r) for r in hist_logs]
+@dataclass(frozen=True)
+class _Runs:
+    """The runs compared: their blocks and their checked log block medians."""
 
-    # within-run (between-block) variance: pooled winsorized variance of every run
-    df_w = sum(len(r) - 1 for r in [cur_logs, *hist_logs])
-    ss = math.fsum(sorted(t.winsorized_ss for t in [cur, *hist]))
+    current: Sequence[BlockSummary]
+    history: Sequence[Sequence[BlockSummary]]
+    cur_logs: list[float]
+    hist_logs: list[list[float]]
+
+    def all_blocks(self) -> list[BlockSummary]:
+        return [b for run in (self.current, *self.history) for b in run]
+
+
+@dataclass(frozen=True)
+class _Noise:
+    """What the noise model makes of one comparison."""
+
+    d: float  # log(current / history level): the estimated log slowdown
+    se: float  # its standard error
+    df: float  # degrees of freedom of the t reference distribution
+
+
+def _noise_model(runs: _Runs, prior_between_cv: float, prior_df: float, machine_var: float) -> _Noise:
+    """The log slowdown ``d``, its standard error and degrees of freedom.
+
+    **Model.**  On the log scale (so the rule is scale-free: multiplying every time by c changes
+    nothing), the median of block b in run r is ``x_rb = mu + delta*[r is current] + u_r + e_rb``
+    with a run offset ``u_r ~ N(0, s_run^2)`` (clocks, node, co-tenants: what changes between CI
+    jobs) and block noise ``e_rb ~ N(0, s_blk^2)``.  Each run is reduced to the 20 % trimmed mean
+    of its log block medians (Yuen; one block hit by a co-tenant burst cannot drag a run of 5..8
+    blocks); ``d = location(current) - mean of history locations`` estimates ``delta`` and
+    ``ratio = exp(d)``.  All reductions sort first, so the result does not depend on block or run
+    order.
+
+    **Variance** (``E_r`` = effective block count of run r's trimmed mean)::
+
+        Var(d) = s_run^2 (1 + 1/K) + s_blk^2 (1/E_cur + mean_r(1/E_r) / K) + machine_var
+
+    ``s_blk^2`` is :func:`_block_variance`, ``s_run^2`` is :func:`_run_variance`.  ``d / se`` is
+    read against Student t with ``prior_df + K - 1`` degrees of freedom (``s_run`` dominates the
+    uncertainty).  This is bencher's t prediction interval over history, with a between-block term
+    and a prior so that K = 1 is usable.
+    """
+    k = len(runs.hist_logs)
+    cur = _trimmed(runs.cur_logs)
+    hist = [_trimmed(r) for r in runs.hist_logs]
+    var_blk = _block_variance(runs, [cur, *hist])
+    inv_b_hist = _mean([1.0 / t.effective_blocks for t in hist])
+    var_run = _run_variance(runs, hist, var_blk, prior_between_cv, prior_df)
+    d = cur.location - _mean([t.location for t in hist])
+    var_d = var_run * (1.0 + 1.0 / k) + var_blk * (1.0 / cur.effective_blocks + inv_b_hist / k) + machine_var
+    return _Noise(d, math.sqrt(var_d), prior_df + (k - 1))
+
+
+def _block_variance(runs: _Runs, trimmed: Sequence[_TrimmedRun]) -> float:
+    """``s_blk^2``: the pooled winsorized within-run variance of log block medians (current run
+    included), floored by what the blocks' own IQRs imply for independent iterations
+    (``(1.2533 * IQR/1.349 / median)^2 / n``; correlation only makes it larger)."""
+    df_w = sum(len(r) - 1 for r in [runs.cur_logs, *runs.hist_logs])
+    ss = math.fsum(sorted(t.winsorized_ss for t in trimmed))
     var_blk = ss / df_w if df_w else 0.0
-    floor_terms = sorted(
-        (_MEDIAN_SE_FACTOR * b.iqr_ms / b.median_ms) ** 2 / b.n for run in (current, *baseline_runs) for b in run
-    )
-    var_blk = max(var_blk, math.fsum(floor_terms) / len(floor_terms))
+    floor_terms = sorted((_MEDIAN_SE_FACTOR * b.iqr_ms / b.median_ms) ** 2 / b.n for b in runs.all_blocks())
+    return max(var_blk, math.fsum(floor_terms) / len(floor_terms))
 
-    # between-run variance: spread of history run locations, shrunk toward the prior
+
+def _run_variance(
+    runs: _Runs, hist: Sequence[_TrimmedRun], var_blk: float, prior_between_cv: float, prior_df: float
+) -> float:
+    """``s_run^2``: the moment estimate from the spread of the K history run locations, shrunk toward
+    a prior (scaled-inverse-chi^2: ``prior_df`` pseudo-runs)::
+
+        prior  = max(prior_between_cv^2, (0.5 * s_blk)^2, (0.35 * median within-block sigma)^2)
+        s_run^2 = max((prior_df * prior + (K-1) * s2_data) / (prior_df + K - 1), s2_data)
+        s2_data = max(0, var(run locations) - s_blk^2 mean(1/E_r))
+
+    With one baseline run nothing is known about between-run variance, so the prior alone
+    applies: a run-to-run sigma of 0.65 % (GPU kernels on a quiet shared node), or half the
+    observed block sigma if larger (a machine whose blocks are noisy has noisy runs), or a share
+    of the iteration spread (launch-bound cases), worth 24 runs.  Stored history then pulls it
+    toward the data, and it never falls below what the stored runs themselves show.
+    """
+    k = len(hist)
     hist_means = [t.location for t in hist]
     inv_b_hist = _mean([1.0 / t.effective_blocks for t in hist])
     if k >= 2:
@@ -328,23 +293,45 @@ def decide_latency(
     else:
         s2_run_data = 0.0
     df = prior_df + (k - 1)
-    within = sorted(b.iqr_ms / b.median_ms / 1.349 for run in (current, *baseline_runs) for b in run)
+    within = sorted(b.iqr_ms / b.median_ms / 1.349 for b in runs.all_blocks())
     within_sigma = within[len(within) // 2]
     prior_var_run = max(
         prior_between_cv**2, PRIOR_BETWEEN_TO_BLOCK**2 * var_blk, (PRIOR_BETWEEN_TO_WITHIN * within_sigma) ** 2
     )
     # shrunk toward the prior, but never below the spread the stored runs themselves show: "the noise
     # the measurements show" (a 2-vCPU CI machine was seen alternating 0.20 / 0.41 ms between runs)
-    var_run = max((prior_df * prior_var_run + (k - 1) * s2_run_data) / df, s2_run_data)
+    return max((prior_df * prior_var_run + (k - 1) * s2_run_data) / df, s2_run_data)
 
-    d = cur.location - _mean(hist_means)
-    var_d = var_run * (1.0 + 1.0 / k) + var_blk * (1.0 / cur.effective_blocks + inv_b_hist / k) + machine_var
-    se = math.sqrt(var_d)
+
+def _decide(
+    noise: _Noise, k: int, tolerance: float, warn_fraction: float, alpha: float, beta: float
+) -> LatencyDecision:
+    """The verdict from ``d`` and its ``se`` (``L = log(1 + tolerance)``, ``t_a``/``t_b`` = t
+    quantiles at 1-alpha / 1-beta):
+
+    * ``latency_regression`` iff ``d >= t_a * se`` (credibly slower than *no change*: false alarms
+      at most ``alpha`` per comparison if the model holds) **and** ``d >= L - t_b * se`` (a slowdown
+      of ``tolerance`` is not ruled out).  The second bar makes a slowdown of exactly
+      ``tolerance`` fail with probability ``1 - beta`` when the first bar is below it
+      (``se <= L / (t_a + t_b)``; ~1.0 % at the defaults), while well-measured small changes
+      (+1 % with se 0.2 %) do not fail.  A tolerance gate cannot both catch 95 % of
+      ``+tolerance`` slowdowns and fail only when the *estimate* exceeds the tolerance; this rule
+      chooses the former, so some slowdowns a little under the tolerance also fail.  Below
+      ``MIN_RUNS_FOR_ALLOWANCE`` history runs the second bar is ``d >= L`` itself.
+      ``needs_confirmation`` is True.
+    * ``improved``: the mirror image (credibly faster, and faster by ``tolerance`` not ruled out).
+    * ``warn``: not a regression but ``ratio >= 1 + warn_fraction * tolerance`` (just under the
+      tolerance, or over it without statistical credibility).
+    * ``pass`` otherwise.
+
+    ``confidence`` is ``P(delta > L)`` under the t model, i.e. confidence that the slowdown exceeds
+    the tolerance (0.5 when the estimate sits on it).
+    """
+    d, se, df = noise.d, noise.se, noise.df
     ratio = math.exp(d)
     lim = math.log1p(tolerance)
     t_a = student_t_ppf(1.0 - alpha, df)
     t_b = student_t_ppf(1.0 - beta, df)
-
     if se > 0:
         confidence = 1.0 - student_t_cdf((lim - d) / se, df)
     else:
@@ -357,36 +344,20 @@ def decide_latency(
         f"confidence over tolerance {confidence:.0%}"
     )
     mdd = math.expm1((t_a + t_b) * se) * 100  # smallest slowdown caught with 1 - beta
-
     if d > 0 and d >= fail_bar:
-        return LatencyDecision(
-            "latency_regression",
-            ratio,
-            confidence,
-            f"slower: {stats}; credible at alpha={alpha:g} (needs >= {math.expm1(fail_bar) * 100:+.2f} %).",
-            True,
-        )
+        reason = f"slower: {stats}; credible at alpha={alpha:g} (needs >= {math.expm1(fail_bar) * 100:+.2f} %)."
+        return LatencyDecision("latency_regression", ratio, confidence, reason, True)
     if d < 0 and -d >= fail_bar:
-        return LatencyDecision(
-            "improved",
-            ratio,
-            confidence,
-            f"faster: {stats}; credible at alpha={alpha:g}; consider updating the baseline.",
-            False,
-        )
+        reason = f"faster: {stats}; credible at alpha={alpha:g}; consider updating the baseline."
+        return LatencyDecision("improved", ratio, confidence, reason, False)
     if ratio >= 1.0 + warn_fraction * tolerance:
         why = (
             "above the tolerance but not credible at this noise"
             if d >= lim
             else f"within {warn_fraction:g} x tolerance of failing"
         )
-        return LatencyDecision(
-            "warn",
-            ratio,
-            confidence,
-            f"slower, {why}: {stats}; smallest reliably caught slowdown {mdd:.1f} %.",
-            False,
-        )
+        reason = f"slower, {why}: {stats}; smallest reliably caught slowdown {mdd:.1f} %."
+        return LatencyDecision("warn", ratio, confidence, reason, False)
     return LatencyDecision("pass", ratio, confidence, f"no credible change: {stats}.", False)
 
 

@@ -245,3 +245,40 @@ def test_history_spread_is_respected_however_strong_the_prior() -> None:
     bimodal = [run(0.20), run(0.41)]
     assert decide_latency(bimodal, run(0.41)).verdict != "latency_regression"
     assert decide_latency([run(0.20), run(0.205)], run(0.41)).verdict == "latency_regression"
+
+
+def test_the_tolerance_allowance_starts_at_three_history_runs() -> None:
+    # the decide step: below MIN_RUNS_FOR_ALLOWANCE stored runs a regression must reach the tolerance
+    # itself; from then on a well-measured slowdown a little under it fails too (d >= L - t_b * se)
+    quiet = (0.999, 1.0, 1.001, 1.0, 1.0)
+    two, three = [run(10.0, quiet, 0.001)] * 2, [run(10.0, quiet, 0.001)] * (2 + 1)
+    assert decide_latency(two, run(10.45, quiet, 0.001)).verdict == "warn"
+    d = decide_latency(three, run(10.45, quiet, 0.001))
+    assert d.verdict == "latency_regression" and d.needs_confirmation
+    assert re.search(r"needs >= \+3\.\d\d %", d.reason)
+    assert decide_latency(three, run(10.3, quiet, 0.001)).verdict == "pass"
+
+
+def test_machine_variance_widens_the_error_not_the_estimate() -> None:
+    # the noise-model step: machine_var adds to Var(d); d (the ratio) does not move
+    quiet = (0.999, 1.0, 1.001, 1.0, 1.0)
+    history, current = [run(10.0, quiet, 0.001)] * 3, run(10.8, quiet, 0.001)
+    same_machine = decide_latency(history, current)
+    new_machine = decide_latency(history, current, machine_var=0.01)
+    assert same_machine.ratio == new_machine.ratio == pytest.approx(1.08)
+    assert same_machine.verdict == "latency_regression" and new_machine.verdict == "warn"
+    assert new_machine.confidence < same_machine.confidence
+    se = [
+        float(m.group(1)) for m in (re.search(r"se (\d+\.\d+) %", x.reason) for x in (same_machine, new_machine)) if m
+    ]
+    assert se[1] == pytest.approx(math.sqrt((se[0] / 100) ** 2 + 0.01) * 100, abs=0.01)
+
+
+def test_warn_reason_names_the_smallest_reliably_caught_slowdown() -> None:
+    quiet = (0.999, 1.0, 1.001, 1.0, 1.0)
+    d = decide_latency([run(10.0, quiet, 0.001)] * 2, run(10.45, quiet, 0.001))
+    m = re.search(r"se (\d+\.\d+) %.*smallest reliably caught slowdown (\d+\.\d) %\.$", d.reason)
+    assert m is not None
+    se = float(m.group(1)) / 100
+    t_a, t_b = student_t_ppf(0.99, 24.0 + 1), student_t_ppf(0.98, 24.0 + 1)
+    assert float(m.group(2)) == pytest.approx(math.expm1((t_a + t_b) * se) * 100, abs=0.06)
