@@ -67,11 +67,14 @@ def cpu_model() -> str:
 
 @functools.lru_cache(maxsize=1)
 def detect_cuda_device() -> tuple[str, str] | None:
-    """(device name, compute capability) of CUDA device 0, or ``None``. Imports torch lazily."""
+    """(device name, compute capability) of CUDA device 0, or ``None``. Imports torch lazily; without
+    torch, NVML, then cuda-python or pycuda (:func:`pytest_trtbench.cuda.select.detect_device`)."""
     try:
         import torch
     except ImportError:
-        return _detect_with_nvml()
+        from pytest_trtbench.cuda.select import detect_device as detect_with_cuda_layer
+
+        return _detect_with_nvml() or detect_with_cuda_layer()
     if not torch.cuda.is_available():
         return None
     major, minor = torch.cuda.get_device_capability(0)

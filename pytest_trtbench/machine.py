@@ -40,7 +40,11 @@ def _gpu_uuid_and_driver() -> tuple[str, str]:
 
         if torch.cuda.is_available():
             uuid = str(getattr(torch.cuda.get_device_properties(0), "uuid", ""))
-    except Exception:  # no torch, or a CUDA error: the identity is then coarser, never an error
+    except ImportError:  # a runner without torch: the same UUID text through cuda-python, so the hash matches
+        from pytest_trtbench.cuda.select import device_uuid
+
+        uuid = device_uuid()
+    except Exception:  # a CUDA error: the identity is then coarser, never an error
         pass
     try:
         import pynvml  # type: ignore[import-not-found]

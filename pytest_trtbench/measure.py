@@ -3,7 +3,8 @@
 Blocks matter because samples inside one block are correlated; the block medians are what
 the regression rule (:mod:`pytest_trtbench.regression`) reasons about. On CPU each iteration is
 timed with ``perf_counter`` around a synchronous call (``host-clock``). On a GPU each iteration is
-bracketed by CUDA events on the launch's stream; by default the launch is first captured into a
+bracketed by CUDA events on the launch's stream (through the launch's CUDA layer,
+:mod:`pytest_trtbench.cuda`: torch, cuda-python or pycuda, named in :attr:`LatencyResult.cuda_layer`); by default the launch is first captured into a
 CUDA graph and the graph is replayed (``cuda-graph``), as ``trtexec --useCudaGraph`` does, so host
 launch overhead does not pose as GPU time. A launch that cannot be captured is timed with plain
 enqueues (``cuda-events``) and the reason is kept in :attr:`LatencyResult.notes`.
@@ -21,9 +22,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from pytest_trtbench.backends.base import BackendError, Launch
+from pytest_trtbench.cuda.layer import CudaLayerError
 from pytest_trtbench.regression import BlockSummary
 
 if TYPE_CHECKING:
+    from pytest_trtbench.cuda.layer import Stream
     from pytest_trtbench.telemetry import TelemetrySummary
 
 #: Above this latency CoV (%) on a GPU, the run notes that clocks were probably not locked.
@@ -66,6 +69,8 @@ class LatencyResult:
     telemetry: TelemetrySummary | None = None
     host_synchronous: bool = False
     """The launch call waits for the GPU itself, so its enqueue time is not separable."""
+    cuda_layer: str = ""
+    """The CUDA layer whose events timed the blocks (``torch``, ``cuda-python``, ``pycuda``); empty on CPU."""
 
     def _quantile(self, q: float) -> float:
         return _quantile(sorted(self.samples_ms), q)
@@ -162,9 +167,8 @@ def _time_host(call: Call, sync: Call, limits: tuple[int, float, int]) -> list[f
     return samples
 
 
-def _time_cuda(call: Call, stream: Any, limits: tuple[int, float, int], enqueue: list[float]) -> list[float]:
-    import torch
-
+def _time_cuda(call: Call, stream: Stream, limits: tuple[int, float, int], enqueue: list[float]) -> list[float]:
+    layer = stream.layer
     min_iters, min_s, max_iters = limits
     samples: list[float] = []
     clock = time.perf_counter
@@ -172,7 +176,7 @@ def _time_cuda(call: Call, stream: Any, limits: tuple[int, float, int], enqueue:
     while len(samples) < max_iters and (len(samples) < min_iters or clock() - start < min_s):
         # record a chunk of iterations back to back, then read the events (no host sync per iteration)
         chunk = max(1, min(min_iters, max_iters - len(samples)))
-        events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(chunk)]
+        events = [(layer.event(), layer.event()) for _ in range(chunk)]
         for begin, end in events:
             begin.record(stream)
             t0 = clock()
@@ -180,7 +184,7 @@ def _time_cuda(call: Call, stream: Any, limits: tuple[int, float, int], enqueue:
             enqueue.append((clock() - t0) * 1e3)
             end.record(stream)
         end.synchronize()
-        samples.extend(begin.elapsed_time(end) for begin, end in events)
+        samples.extend(begin.elapsed_ms(end) for begin, end in events)
     return samples
 
 
@@ -194,10 +198,12 @@ def capture_cuda_graph(launch: Launch) -> tuple[Call | None, str]:
     capture = getattr(launch, "capture_graph", None)
     if capture is None:
         return None, f"{type(launch).__name__} cannot capture CUDA graphs"
-    guard = TorchCaptureGuard() if launch.cuda_stream is not None else None
+    stream = launch.cuda_stream
+    torch_stream = stream is not None and getattr(as_layer_stream(stream).layer, "name", "") == "torch"
+    guard = TorchCaptureGuard() if torch_stream else None
     try:
         got = capture()
-    except (BackendError, RuntimeError) as exc:
+    except (BackendError, CudaLayerError, RuntimeError) as exc:
         got = f"CUDA graph capture failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
     if isinstance(got, str):
         if guard is not None:
@@ -237,6 +243,20 @@ class TorchCaptureGuard:
             self.generator.graphsafe_set_state(self.saved)
 
 
+def as_layer_stream(stream: Any) -> Stream:
+    """A launch's ``cuda_stream`` as a CUDA-layer stream. Launches of this package hand one out; a
+    ``torch.cuda.Stream`` (the PyTorch reference's, or an older third-party backend's) is wrapped by
+    the torch layer."""
+    from pytest_trtbench.cuda.layer import Stream
+
+    if isinstance(stream, Stream):
+        return stream
+    from pytest_trtbench.cuda.select import cuda_layer
+
+    layer = cuda_layer("torch")
+    return layer.wrap(stream)  # type: ignore[attr-defined,no-any-return]
+
+
 def _warm(call: Call, sync: Call, seconds: float, min_iters: int = 2) -> None:
     start = time.perf_counter()
     iters = 0
@@ -254,8 +274,8 @@ def measure_latency(launch: Launch, batch_size: int, config: TimingConfig) -> La
     (falling back to plain enqueues, with the reason in ``notes``), NVML telemetry brackets the
     timed blocks when ``config.telemetry``, and the host enqueue time is recorded alongside.
     """
-    stream = launch.cuda_stream
-    on_gpu = stream is not None
+    on_gpu = launch.cuda_stream is not None
+    stream = as_layer_stream(launch.cuda_stream) if on_gpu else None
     _warm(launch, launch.synchronize, config.warmup_s)
     notes: list[str] = []
     call: Call = launch
@@ -279,7 +299,7 @@ def measure_latency(launch: Launch, batch_size: int, config: TimingConfig) -> La
     blocks: list[BlockSummary] = []
     limits = (config.min_block_iters, config.min_block_s, config.max_block_iters)
     for _ in range(max(1, config.blocks)):
-        block = _time_cuda(call, stream, limits, enqueue) if on_gpu else _time_host(call, launch.synchronize, limits)
+        block = _time_cuda(call, stream, limits, enqueue) if stream is not None else _time_host(call, launch.synchronize, limits)
         samples.extend(block)
         blocks.append(_block_summary(block))
 
@@ -288,7 +308,8 @@ def measure_latency(launch: Launch, batch_size: int, config: TimingConfig) -> La
         end = monitor.snapshot()  # clocks and temperature as the timed blocks left them
         telemetry = monitor.summarize(start, end, monitor.energy_window(call, launch.synchronize, config.energy_s))
     result = LatencyResult(samples, blocks, batch_size, method, notes, enqueue, telemetry,
-                           host_synchronous=bool(getattr(launch, "host_synchronous", False)))
+                           host_synchronous=bool(getattr(launch, "host_synchronous", False)),
+                           cuda_layer=stream.layer.name if stream is not None else "")
     result.notes.extend(_warnings(result))
     return result
 

@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 ONNX_OPSET = 17
 
 
+class TorchUnavailable(SuiteError):
+    """A PyTorch-factory suite on a runner where torch can't be imported: its cases are skipped with this."""
+
+
 class Reference(Protocol):
     name: str
 
@@ -76,9 +80,9 @@ def load_model(suite: Suite, work_dir: Path, device: DeviceInfo) -> ModelSource:
     try:
         import torch
     except ImportError:
-        raise SuiteError(
-            f"suite {suite.name} defines its model in PyTorch, which is not installed: "
-            "pip install 'pytest-trtbench[torch]'"
+        raise TorchUnavailable(
+            f"suite {suite.name} defines its model in PyTorch, which can't be imported here (it is needed to "
+            "export the model): pip install 'pytest-trtbench[torch]', or give the suite an ONNX file"
         ) from None
     torch.manual_seed(suite.seed)
     module = suite.model()  # type: ignore[operator]

@@ -80,6 +80,8 @@ class LatencySummary:
     """NVML readings around the timed blocks (:meth:`TelemetrySummary.to_json`); empty without NVML."""
     host_synchronous: bool = False
     """The launch waited for the GPU itself (its enqueue time is not separable)."""
+    cuda_layer: str = ""
+    """The CUDA layer that timed it (``torch``, ``cuda-python``, ``pycuda``); empty on CPU."""
 
     @property
     def launch_bound(self) -> str:
@@ -98,7 +100,7 @@ class LatencySummary:
             iterations=s["iterations"], enqueue_ms_median=s["enqueue_ms_median"], blocks=tuple(result.blocks),
             notes=tuple(result.notes), distribution=result.distribution(),
             telemetry=result.telemetry.to_json() if result.telemetry is not None else {},
-            host_synchronous=result.host_synchronous,
+            host_synchronous=result.host_synchronous, cuda_layer=result.cuda_layer,
         )
 
     def stats(self) -> dict[str, Any]:

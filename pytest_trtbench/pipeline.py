@@ -80,7 +80,7 @@ def _stages(case: Case, res: CaseResources, outcome: CaseOutcome) -> Iterator[Ca
     """The stages in order, yielding the outcome after each; the last one yielded is the result."""
     settings = res.settings
     backend = res.backend(case)
-    skip = backend.unsupported_reason(case.precision, settings.device) or static_shape_conflict(res.model(case.suite), case)
+    skip = backend.unsupported_reason(case.precision, settings.device) or model_skip(case, res)
     if skip:
         yield replace(outcome, verdict=V.Verdict(V.SKIPPED, skip))
         return
@@ -135,6 +135,18 @@ def case_info(case: Case, settings: Settings) -> CaseInfo:
         backend=case.backend, precision=case.precision, batch_size=case.batch_size, shapes=case.shapes_label(),
         gpu=settings.device.gpu, device_name=settings.device.device_name, source_file=suite.source_file,
     )
+
+
+def model_skip(case: Case, res: CaseResources) -> str:
+    """Why the case's model can't run it: a PyTorch factory without torch (skipped, not an error: a runner
+    without torch runs the ONNX-file suites), or a shape the ONNX file fixes otherwise; ``""`` if none."""
+    from pytest_trtbench.model import TorchUnavailable
+
+    try:
+        model = res.model(case.suite)
+    except TorchUnavailable as exc:
+        return str(exc)
+    return static_shape_conflict(model, case)
 
 
 def static_shape_conflict(model: ModelSource, case: Case) -> str:

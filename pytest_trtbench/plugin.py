@@ -50,6 +50,7 @@ FUZZ = "--trt-fuzz"
 FUZZ_SEED = "--trt-fuzz-seed"
 BUILD_OPTION = "--trt-build-option"
 CACHE_MAX_SIZE = "--trt-cache-max-size"
+CUDA = "--trt-cuda"
 
 DEFAULT_CACHE_DIR = ".trtbench-cache"
 REPORT_ATTRIBUTE = "trtbench_result"
@@ -91,6 +92,28 @@ def _tolerance(text: str) -> float:
         return parse_tolerance(text)
     except ValueError as exc:
         raise pytest.UsageError(f"{LATENCY_TOLERANCE} (ini {_ini(LATENCY_TOLERANCE)}): {exc}") from None
+
+
+def _cuda_layer(text: str) -> str:
+    from pytest_trtbench.cuda.select import parse_layer
+
+    try:
+        return parse_layer(text)
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def _checked_cuda(requested: str, device: Any) -> str:
+    """``--trt-cuda`` for a run on *device*: on a GPU the layer must be usable (a usage error says why and the fix)."""
+    if not device.has_cuda:
+        return requested
+    from pytest_trtbench.cuda.select import CudaLayerError, choose, probe
+
+    try:
+        choose(requested, probe(requested))
+    except CudaLayerError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    return requested
 
 
 def _choice(*choices: str) -> Callable[[str], str]:
@@ -195,6 +218,8 @@ _VALUED: list[tuple[str, Callable[[str], Any], Any, str]] = [
      "(NVML; 0: skip)"),
     (CONFIRM, _non_negative_int, 1, "re-measurements that must confirm a latency regression"),
     (HISTORY, _non_negative_int, 10, "baseline runs kept per case for the noise estimate"),
+    (CUDA, _cuda_layer, "auto", "GPU: the CUDA library that moves buffers, runs streams and times engines: torch, "
+     "cuda-python, pycuda, or auto (the first usable in that order)"),
     (SIZE, _choice("tiny", "full"), "tiny", "model size of the shipped suites: tiny (CPU CI) or full (GPU)"),
     (FUZZ, _non_negative_int, None, "shape fuzzing: draw N shapes inside the profile per backend x precision "
      "of every suite, overriding its fuzz_shapes (0: off; default: the suite's fuzz_shapes)"),
@@ -497,6 +522,7 @@ class TrtBenchPlugin:
                 confirm=_get(config, CONFIRM),
                 history=max(1, _get(config, HISTORY)),
                 build_options=_build_options(config),
+                cuda=_checked_cuda(_get(config, CUDA), device),
             )
         return self._settings
 

@@ -99,6 +99,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("engine_key", "text", lambda o: o.engine.key),
     Column("engine_precisions", "text", lambda o: o.engine.precisions_label()),
     Column("timing_method", "text", lambda o: o.latency.method if o.latency is not None else ""),
+    Column("cuda_layer", "text", lambda o: o.latency.cuda_layer if o.latency is not None else ""),
     Column("enqueue_ms_median", "number", _lat("enqueue_ms_median")),
     Column("energy_j_per_inference", "number", _telemetry("energy_j_per_inference")),
     Column("mean_power_w", "number", _telemetry("mean_power_w")),

@@ -144,6 +144,7 @@ class Harness:
             calibration=(lambda: calibration_feeds(suite, calib_shapes)) if calib_shapes else None,
             options={**self.settings.build_options, **suite.build_options,
                      **({"fp32_ops": list(suite.fp32_ops)} if suite.fp32_ops else {})},
+            cuda=self.settings.cuda,
         )
 
     def engine(self, case: Case) -> tuple[CacheEntry, Engine]:

@@ -26,3 +26,5 @@ class Settings:
     history: int = 10
     build_options: Mapping[str, Any] = field(default_factory=dict)
     """``--trt-build-option`` / ini ``trt_build_option``, checked (:mod:`pytest_trtbench.build_options`)."""
+    cuda: str = "auto"
+    """``--trt-cuda``: ``auto``, ``torch``, ``cuda-python`` or ``pycuda`` (:mod:`pytest_trtbench.cuda.select`)."""

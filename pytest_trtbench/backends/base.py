@@ -35,6 +35,9 @@ class BuildRequest:
     """Yields calibration feeds for int8 (seeded, so a rebuild sees the same data)."""
     options: Mapping[str, Any] = field(default_factory=dict)
     """Backend options (e.g. ``fp32_ops`` kept in fp32, ``opt_level``, ``workspace_mib``); JSON-able."""
+    cuda: str = "auto"
+    """``--trt-cuda``: the CUDA layer (:mod:`pytest_trtbench.cuda`) a loaded engine runs and is timed
+    through on a GPU. Not part of the cache key: it changes how an engine is driven, not the engine."""
 
 
 @dataclass

@@ -19,6 +19,8 @@ from pytest_trtbench.device import DeviceInfo
 if TYPE_CHECKING:
     import numpy as np
 
+    from pytest_trtbench.cuda.layer import CudaLayer, DeviceBuffer, Stream
+
 ENGINE_FILE = "model.onnx"
 ENGINE_FORMAT = "source-model-optimized-at-load"
 """Part of the cache identity: entries of the old format (a saved optimized model) are not reused."""
@@ -33,12 +35,29 @@ def _ort() -> Any:
     return onnxruntime
 
 
-def _providers(device: DeviceInfo, precision: str = "fp32") -> list[Any]:
+def _providers(device: DeviceInfo, precision: str = "fp32", stream: Stream | None = None) -> list[Any]:
     """Providers for a session. On CUDA, TF32 is off unless the precision is ``tf32``: ONNX Runtime's
-    CUDA provider enables TF32 by default, which would make an "fp32" engine silently lose precision."""
+    CUDA provider enables TF32 by default, which would make an "fp32" engine silently lose precision.
+    With *stream* (a CUDA-layer stream), ORT computes on it (``user_compute_stream``), so events recorded
+    there bracket its work; the stream is not part of the cache identity."""
     if device.kind != "cuda":
         return ["CPUExecutionProvider"]
-    return [("CUDAExecutionProvider", {"use_tf32": "1" if precision == "tf32" else "0"}), "CPUExecutionProvider"]
+    options = {"use_tf32": "1" if precision == "tf32" else "0"}
+    if stream is not None:
+        options["user_compute_stream"] = str(stream.handle)
+    return [("CUDAExecutionProvider", options), "CPUExecutionProvider"]
+
+
+def _cuda(device: DeviceInfo, requested: str) -> CudaLayer | None:
+    """The CUDA layer an engine on *device* uses (``--trt-cuda``), ``None`` on the CPU."""
+    if not device.has_cuda:
+        return None
+    from pytest_trtbench.cuda import CudaLayerError, cuda_layer
+
+    try:
+        return cuda_layer(requested)
+    except CudaLayerError as exc:
+        raise BackendError(str(exc)) from None
 
 
 def _provider_label(device: DeviceInfo, precision: str) -> str:
@@ -98,7 +117,7 @@ class OnnxRuntimeBackend:
             raise BackendError(f"cannot parse {path}: {type(exc).__name__}") from None
 
     def load(self, entry_dir: Path, metadata: Mapping[str, Any], request: BuildRequest) -> OnnxRuntimeEngine:
-        return OnnxRuntimeEngine(entry_dir / ENGINE_FILE, request.device, request.precision)
+        return OnnxRuntimeEngine(entry_dir / ENGINE_FILE, request.device, request.precision, cuda=request.cuda)
 
 
 def copy_model(src: Path, dst: Path) -> None:
@@ -119,14 +138,14 @@ def copy_model(src: Path, dst: Path) -> None:
 
 
 def _session(ort: Any, path: Path, device: DeviceInfo, precision: str, *, optimize: bool = True,
-             source: Path | None = None) -> Any:
+             source: Path | None = None, stream: Stream | None = None) -> Any:
     """An inference session on *path*, graph optimization at ORT's extended level unless *optimize* is off."""
     options = ort.SessionOptions()
     level = ort.GraphOptimizationLevel
     options.graph_optimization_level = level.ORT_ENABLE_EXTENDED if optimize else level.ORT_DISABLE_ALL
     options.log_severity_level = 3
     try:
-        return ort.InferenceSession(str(path), options, providers=_providers(device, precision))
+        return ort.InferenceSession(str(path), options, providers=_providers(device, precision, stream))
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types without a common base
         raise BackendError(f"onnxruntime could not load {source or path}: {type(exc).__name__}: {exc}") from None
 
@@ -145,11 +164,15 @@ def _check_inputs(session: Any, path: Path, source: Path) -> None:
 
 
 class OnnxRuntimeEngine:
-    def __init__(self, path: Path, device: DeviceInfo, precision: str = "fp32", *, optimize: bool = True) -> None:
-        """*optimize* off runs the file exactly as given (the ONNX-file reference does)."""
+    def __init__(self, path: Path, device: DeviceInfo, precision: str = "fp32", *, optimize: bool = True,
+                 cuda: str = "auto") -> None:
+        """*optimize* off runs the file exactly as given (the ONNX-file reference does); *cuda* is the
+        ``--trt-cuda`` choice, used on a GPU for ORT's stream, device buffers and timing events."""
         ort = _ort()
         self.precision = precision
-        self.session = _session(ort, path, device, precision, optimize=optimize)
+        self.cuda = _cuda(device, cuda)
+        self.stream = self.cuda.stream() if self.cuda is not None else None
+        self.session = _session(ort, path, device, precision, optimize=optimize, stream=self.stream)
         self.device = device
         self.path = path
         self._graph: CudaGraphSession | None = None
@@ -197,19 +220,25 @@ class OnnxRuntimeEngine:
         pinned = Path(tempfile.mkdtemp(prefix="trtbench-pinned-")) / ENGINE_FILE
         try:
             pin_input_shapes(self.path, pinned, {name: tuple(a.shape) for name, a in feeds.items()})
-            self._graph = CudaGraphSession(pinned, key, feeds, self.output_names, expected, use_tf32=tf32,
-                                           timing_method=CUDA_GRAPH_PINNED, optimize=True)
+            self._graph = CudaGraphSession(pinned, key, feeds, self.output_names, expected, self._stream(), use_tf32=tf32,
+                                           timing_method=CUDA_GRAPH_PINNED)
             self._pinned = pinned
             return self._graph
         except BackendError as exc:
             reasons.append(f"pinned-shape graph: {exc}")
             shutil.rmtree(pinned.parent, ignore_errors=True)
         try:
-            self._graph = CudaGraphSession(self.path, key, feeds, self.output_names, expected, use_tf32=tf32)
+            self._graph = CudaGraphSession(self.path, key, feeds, self.output_names, expected, self._stream(),
+                                           use_tf32=tf32)
             return self._graph
         except BackendError as exc:
             reasons.append(f"dynamic-shape graph: {exc}")
         return "; ".join(reasons)
+
+    def _stream(self) -> Stream:
+        if self.stream is None:
+            raise BackendError("internal: a CUDA graph session without a CUDA stream")
+        return self.stream
 
     def close_graph(self) -> None:
         self._graph = None
@@ -223,33 +252,31 @@ class OnnxRuntimeEngine:
 
 
 class OnnxRuntimeLaunch:
-    """Inputs bound once with IOBinding; on CUDA they live on the device and outputs stay there."""
+    """Inputs bound once with IOBinding. On CUDA they are CUDA-layer device buffers (bound by address),
+    ORT computes on the engine's layer stream, and outputs stay on the device."""
 
     host_synchronous = True
     """``run_with_iobinding`` synchronizes ORT's stream before it returns."""
 
     def __init__(self, session: Any, feeds: Mapping[str, np.ndarray], output_names: list[str], device: DeviceInfo,
                  engine: OnnxRuntimeEngine | None = None) -> None:
-        ort = _ort()
         self.binding = session.io_binding()
         self.session = session
         self.feeds = feeds
         self.engine = engine
-        self.cuda_stream: Any = None
-        on_cuda = device.kind == "cuda" and "CUDAExecutionProvider" in session.get_providers()
-        for name, array in feeds.items():
-            if on_cuda:
-                self.binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, "cuda", 0))
-            else:
+        self.cuda_stream: Stream | None = None
+        self.buffers: dict[str, DeviceBuffer] = {}
+        on_cuda = (device.kind == "cuda" and engine is not None and engine.cuda is not None
+                   and "CUDAExecutionProvider" in session.get_providers())
+        if on_cuda:
+            assert engine is not None and engine.cuda is not None and engine.stream is not None
+            self.cuda_stream = engine.stream
+            self.buffers = bind_device_inputs(self.binding, engine.cuda, engine.stream, feeds)
+        else:
+            for name, array in feeds.items():
                 self.binding.bind_cpu_input(name, array)
         for name in output_names:
             self.binding.bind_output(name, "cuda" if on_cuda else "cpu")
-        if on_cuda:
-            import torch
-
-            # run_with_iobinding synchronizes ORT's stream before returning, so events on the
-            # current torch stream bracket the whole inference
-            self.cuda_stream = torch.cuda.current_stream()
 
     def __call__(self) -> None:
         self.session.run_with_iobinding(self.binding)
@@ -265,47 +292,60 @@ class OnnxRuntimeLaunch:
         return self.engine.cuda_graph(self.feeds)
 
 
+def bind_device_inputs(binding: Any, cuda: CudaLayer, stream: Stream,
+                       feeds: Mapping[str, np.ndarray]) -> dict[str, DeviceBuffer]:
+    """Copy each feed into a device buffer of the CUDA layer and bind it by address (IOBinding's
+    ``bind_input(..., buffer_ptr)``); the buffers are returned to be kept alive as long as the binding."""
+    import numpy as np
+
+    buffers = {}
+    for name, array in feeds.items():
+        host = np.ascontiguousarray(array)
+        buffers[name] = cuda.upload(host, stream)
+        binding.bind_input(name, "cuda", 0, host.dtype.type, list(host.shape), buffers[name].ptr)
+    return buffers
+
+
 class CudaGraphSession:
     """An ONNX Runtime session with ``enable_cuda_graph``, its inputs and outputs bound on the device.
 
-    Follows the CUDA provider's documented recipe: device-resident ``OrtValue`` inputs and
-    pre-allocated outputs bound with IOBinding (their addresses are baked into the graph), one
-    regular run that allocates and captures, then ``run_with_iobinding`` replays. New input
-    values go in with ``OrtValue.update_inplace``. ORT refuses (and we report why) models with
-    control flow or with nodes outside the CUDA provider.
+    Follows the CUDA provider's documented recipe: inputs and pre-allocated outputs at fixed device
+    addresses bound with IOBinding (the addresses are baked into the graph), one regular run that
+    allocates and captures, then ``run_with_iobinding`` replays. The buffers are the CUDA layer's, on the
+    engine's stream (ORT's ``user_compute_stream``); new input values are copied into the same buffers.
+    ORT refuses (and we report why) models with control flow or with nodes outside the CUDA provider.
     """
 
     WARMUP_RUNS = 3  # ORT captures on the first run(s) after creation; replays from then on
 
     def __init__(self, path: Path, key: Any, feeds: Mapping[str, np.ndarray], output_names: list[str],
-                 expected: Mapping[str, np.ndarray], use_tf32: str = "0", timing_method: str = "cuda-graph",
-                 optimize: bool = False) -> None:
-        import numpy as np
-
+                 expected: Mapping[str, np.ndarray], stream: Stream, use_tf32: str = "0",
+                 timing_method: str = "cuda-graph") -> None:
         ort = _ort()
         self.key = key
+        self.stream = stream
+        self.cuda = stream.layer
         self.timing_method = timing_method
         """What :func:`pytest_trtbench.measure.measure_latency` reports as the timing method."""
         options = ort.SessionOptions()
         # a pinned model is re-optimized so that ORT folds the now-constant shape arithmetic
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED  # as the engine loads
         options.log_severity_level = 3
-        providers = [("CUDAExecutionProvider", {"device_id": 0, "enable_cuda_graph": "1", "use_tf32": use_tf32})]
+        providers = [("CUDAExecutionProvider", {"device_id": 0, "enable_cuda_graph": "1", "use_tf32": use_tf32,
+                                                "user_compute_stream": str(stream.handle)})]
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers)
-            self.inputs = {n: ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a), "cuda", 0)
-                           for n, a in feeds.items()}
-            self.outputs = {n: ort.OrtValue.ortvalue_from_shape_and_type(list(expected[n].shape),
-                                                                         expected[n].dtype.type, "cuda", 0)
-                            for n in output_names}
             self.binding = self.session.io_binding()
-            for name, value in self.inputs.items():
-                self.binding.bind_ortvalue_input(name, value)
-            for name, value in self.outputs.items():
-                self.binding.bind_ortvalue_output(name, value)
+            self.inputs = bind_device_inputs(self.binding, self.cuda, stream, feeds)
+            self.outputs = {}
+            for name in output_names:
+                want = expected[name]
+                self.outputs[name] = self.cuda.alloc(want.nbytes)
+                self.binding.bind_output(name, "cuda", 0, want.dtype.type, list(want.shape), self.outputs[name].ptr)
             for _ in range(self.WARMUP_RUNS):
                 self.session.run_with_iobinding(self.binding)
-            replayed = dict(zip(output_names, self.binding.copy_outputs_to_cpu()))
+            replayed = {n: self.cuda.download(self.outputs[n], expected[n].shape, expected[n].dtype, stream)
+                        for n in output_names}
         except Exception as exc:  # onnxruntime's Fail / InvalidArgument / RuntimeException have no common base
             raise BackendError(f"onnxruntime CUDA graph unavailable: {type(exc).__name__}: {str(exc)[:300]}") from None
         for name, want in expected.items():
@@ -318,7 +358,7 @@ class CudaGraphSession:
         import numpy as np
 
         for name, array in feeds.items():
-            self.inputs[name].update_inplace(np.ascontiguousarray(array))
+            self.cuda.copy_to_device(self.inputs[name], np.ascontiguousarray(array), self.stream)
 
     def replay(self) -> None:
         self.session.run_with_iobinding(self.binding)
