@@ -1,7 +1,9 @@
 """Export BERT-base (the ``--trt-size=full`` BERT suite's model, random weights from seed 0) to an ONNX file,
 for the torch-free suite ``benchmarks/torch_free/test_bert_file.py``. Needs torch and transformers.
 
-    python benchmarks/export_bert_file.py /tmp/bert_file/bert_base.onnx
+    python benchmarks/export_bert_file.py /tmp/bert_file/bert_base.onnx [--tiny]
+
+``--tiny`` exports the tiny BERT (2 layers, hidden 64, the vocabulary kept) instead: a quick check on CPU.
 """
 from __future__ import annotations
 
@@ -11,13 +13,14 @@ import warnings
 from pathlib import Path
 
 
-def main(out: Path) -> None:
+def main(out: Path, tiny: bool = False) -> None:
     import torch
     from transformers import BertConfig, BertModel
 
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                        intermediate_size=3072, attn_implementation="eager")
+    size = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256) if tiny else \
+        dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)
+    config = BertConfig(vocab_size=30522, attn_implementation="eager", **size)
 
     class Bert(torch.nn.Module):
         def __init__(self) -> None:
@@ -43,4 +46,4 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), tiny="--tiny" in sys.argv[2:])

@@ -1,8 +1,8 @@
-"""FAKE TensorRT execution runtime and FAKE ``torch.cuda`` -- for contract tests only. NOT TensorRT.
+"""FAKE TensorRT execution runtime and a FAKE CUDA layer -- for contract tests only. NOT TensorRT.
 
 Nothing here executes a model or produces a number that ends up in a report. It stands in for the
-parts of TensorRT (engine, execution context, runtime config) and of ``torch.cuda`` (stream, device
-tensors, CUDA graph capture) that cannot run on a machine without a GPU, and it **enforces the
+parts of TensorRT (engine, execution context, runtime config) and of the CUDA layer (stream, device
+buffers, CUDA graph capture; ``pytest_trtbench.cuda``'s interface) that cannot run on a machine without a GPU, and it **enforces the
 documented rules** our runtime code must follow, so that ``pytest_trtbench.backends.tensorrt.runtime``
 (the real code, unmodified) can be driven end to end on CPU:
 
@@ -30,16 +30,17 @@ parses/builds on CPU (:func:`spec_from_rtx_build`); the device-memory sizes are 
 """
 from __future__ import annotations
 
-import contextlib
 import enum
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable
 
+import numpy as np
 import onnx
 import pytest
-import torch
+
+from pytest_trtbench.cuda.layer import MIN_ALLOCATION, CudaLayer, DeviceBuffer, Event, Graph, Stream
 
 trt = pytest.importorskip("tensorrt_rtx", reason="the fake uses TensorRT-RTX's enums and real CPU builds")
 
@@ -96,113 +97,100 @@ def spec_from_rtx_build(onnx_path: Path, profiles: list[dict], *, build: bool = 
     return EngineSpec(tensors, profiles, memory)
 
 
-# -- fake torch.cuda ---------------------------------------------------------------------------
-
-
-class FakeStream:
-    """Like ``torch.cuda.Stream`` in torch 2.4-2.6: NOT a context manager (that came in torch 2.7)."""
-
-    _next = 0x1000
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        FakeStream._next += 0x10
-        self.cuda_stream = FakeStream._next
-
-    def synchronize(self) -> None:
-        pass
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, FakeStream) and other.cuda_stream == self.cuda_stream
-
-    def __hash__(self) -> int:
-        return self.cuda_stream
+# -- fake CUDA layer ---------------------------------------------------------------------------
 
 
 class FakeGraph:
-    def __init__(self, rt: FakeRuntime) -> None:
+    def __init__(self, rt: FakeRuntime, stream: int) -> None:
         self.rt = rt
-        self.stream: FakeStream | None = None
+        self.stream = stream
         self.enqueues: list[FakeContext] = []
         self.replays = 0
 
-    def replay(self) -> None:
-        current = self.rt.current_stream
-        if self.stream is None or not self.enqueues:
+    def replay(self, stream: int) -> None:
+        if not self.enqueues:
             self.rt.violation("replay of a graph that captured nothing")
-        elif current != self.stream:
-            self.rt.violation(f"graph captured on stream {self.stream.cuda_stream:#x} replayed on {current}")
+        elif stream != self.stream:
+            self.rt.violation(f"graph captured on stream {self.stream:#x} replayed on {stream:#x}")
         self.replays += 1
         for context in self.enqueues:
             context.graph_replays += 1
 
 
+class FakeCudaLayer(CudaLayer):
+    """A FAKE CUDA layer (pytest_trtbench.cuda's interface): "device" buffers are host arrays whose
+    addresses the fake runtime remembers as device memory; captures record the fake contexts' enqueues."""
+
+    name = "fake"
+    _next_stream = 0x1000
+
+    def __init__(self, rt: FakeRuntime) -> None:
+        self.rt = rt
+
+    def alloc(self, nbytes: int) -> DeviceBuffer:
+        memory = np.zeros(max(int(nbytes), MIN_ALLOCATION), np.uint8)
+        self.rt.device_ptrs.add(int(memory.ctypes.data))
+        return DeviceBuffer(self, int(memory.ctypes.data), int(nbytes), memory)
+
+    def release(self, native: Any) -> None:
+        pass
+
+    def copy_to_device(self, buffer: DeviceBuffer, host: np.ndarray, stream: Stream) -> None:
+        buffer.native[: host.nbytes] = host.reshape(-1).view(np.uint8)
+
+    def copy_to_host(self, host: np.ndarray, buffer: DeviceBuffer, stream: Stream) -> None:
+        host.reshape(-1).view(np.uint8)[:] = buffer.native[: host.nbytes]
+
+    def copy_device(self, dst: DeviceBuffer, src: DeviceBuffer, nbytes: int, stream: Stream) -> None:
+        dst.native[:nbytes] = src.native[:nbytes]
+
+    def mem_info(self) -> tuple[int, int]:
+        return 1 << 30, 1 << 30
+
+    def stream(self) -> Stream:
+        FakeCudaLayer._next_stream += 0x10
+        return Stream(self, FakeCudaLayer._next_stream, None)
+
+    def stream_synchronize(self, stream: Stream) -> None:
+        pass
+
+    def event(self) -> Event:
+        return Event(self, None)
+
+    def event_record(self, event: Event, stream: Stream) -> None:
+        pass
+
+    def event_synchronize(self, event: Event) -> None:
+        pass
+
+    def event_elapsed_ms(self, start: Event, end: Event) -> float:
+        return 0.0
+
+    def capture(self, stream: Stream, work: Callable[[], Any]) -> Graph:
+        rt = self.rt
+        rt.manual_captures += 1
+        graph = FakeGraph(rt, stream.handle)
+        rt.capturing = (stream.handle, graph, "thread_local")  # the mode every real layer captures in
+        try:
+            work()
+        finally:
+            rt.capturing = None
+        return Graph(lambda: graph.replay(stream.handle), keep=graph)
+
+
 class FakeRuntime:
-    """Shared state of one fake process: device memory, current stream, capture, violations."""
+    """Shared state of one fake process: device memory, capture, violations."""
 
     def __init__(self) -> None:
         self.violations: list[str] = []
         self.device_ptrs: set[int] = set()
-        self.current_stream: FakeStream | None = None
-        self.capturing: tuple[FakeStream, FakeGraph, str] | None = None
+        self.capturing: tuple[int, FakeGraph, str] | None = None
         self.manual_captures = 0
         self.fail: dict[str, str] = {}  # method name -> tensor name (or "*") whose call returns False
+        self.cuda = FakeCudaLayer(self)
 
     def violation(self, message: str) -> None:
         self.violations.append(message)
-
-    def install_cuda(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        """Replace the few ``torch.cuda`` entry points our runtime uses; device tensors are CPU tensors
-        whose addresses the fake remembers as device memory."""
-        rt = self
-        real_to, real_empty = torch.Tensor.to, torch.empty
-
-        def to(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-            device = kwargs.pop("device", args[0] if args else None)
-            if str(device).startswith("cuda"):
-                kwargs.pop("non_blocking", None)
-                out = tensor.clone()
-                rt.device_ptrs.add(out.data_ptr())
-                return out
-            return real_to(tensor, *args, **kwargs)
-
-        def empty(*size: Any, device: Any = None, **kwargs: Any) -> torch.Tensor:
-            out = real_empty(*size, **kwargs)
-            if str(device).startswith("cuda"):
-                rt.device_ptrs.add(out.data_ptr())
-            return out
-
-        @contextlib.contextmanager
-        def stream(s: FakeStream | None) -> Iterator[None]:
-            before, rt.current_stream = rt.current_stream, s if s is not None else rt.current_stream
-            try:
-                yield
-            finally:
-                rt.current_stream = before
-
-        @contextlib.contextmanager
-        def graph(g: FakeGraph, pool: Any = None, stream: FakeStream | None = None,
-                  capture_error_mode: str = "global", **kwargs: Any) -> Iterator[None]:
-            if stream is None:
-                rt.violation("capture on the default stream (CUDA forbids it)")
-            if capture_error_mode != "thread_local":
-                rt.violation(f"capture in {capture_error_mode!r} mode; trtexec captures thread-local "
-                             "(TensorRT-RTX compiles kernels on a background thread)")
-            rt.manual_captures += 1
-            g.stream = stream
-            before, rt.current_stream = rt.current_stream, stream
-            rt.capturing = (stream, g, capture_error_mode) if stream is not None else None
-            try:
-                yield
-            finally:
-                rt.capturing = None
-                rt.current_stream = before
-
-        monkeypatch.setattr(torch.Tensor, "to", to)
-        monkeypatch.setattr(torch, "empty", empty)
-        monkeypatch.setattr(torch.cuda, "Stream", FakeStream)
-        monkeypatch.setattr(torch.cuda, "stream", stream)
-        monkeypatch.setattr(torch.cuda, "CUDAGraph", lambda *a, **k: FakeGraph(rt))
-        monkeypatch.setattr(torch.cuda, "graph", graph)
 
 
 # -- fake TensorRT engine / context ------------------------------------------------------------
@@ -368,7 +356,7 @@ class FakeContext:
             self.rt.violation("enqueue refused: " + "; ".join(problems))
             return False
         capture = self.rt.capturing
-        if capture is not None and capture[0].cuda_stream == stream:
+        if capture is not None and capture[0] == stream:
             return self._captured_enqueue(capture[1])
         if capture is not None and capture[2] == "global":
             self.rt.violation("enqueue on another stream during a global-mode capture invalidates it")

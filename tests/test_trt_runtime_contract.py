@@ -82,10 +82,8 @@ def specs(models: dict[str, Path]) -> dict[str, EngineSpec]:
 
 
 @pytest.fixture
-def rt(monkeypatch: pytest.MonkeyPatch) -> FakeRuntime:
-    fake = FakeRuntime()
-    fake.install_cuda(monkeypatch)
-    return fake
+def rt() -> FakeRuntime:
+    return FakeRuntime()
 
 
 def rtx_flavor() -> TensorRTFlavor:
@@ -101,7 +99,7 @@ def full_flavor(version: str = "10.8.0") -> TensorRTFlavor:
 def load(rt: FakeRuntime, spec: EngineSpec, kind: str = "rtx", ranges: list[dict] | None = None) -> Any:
     flavor = rtx_flavor() if kind == "rtx" else full_flavor()
     fake = FakeEngine(rt, spec, kind)
-    engine = runtime.TensorRTEngine(flavor, None, fake, shape_profiles(ranges or spec.profiles))
+    engine = runtime.TensorRTEngine(flavor, None, fake, shape_profiles(ranges or spec.profiles), rt.cuda)
     return engine, fake
 
 
@@ -131,7 +129,7 @@ def test_two_launches_sharing_a_context_rebind_before_enqueue(rt: FakeRuntime, s
     large()
     small()
     assert fake.contexts[0].shapes["x"] == (2, 16)
-    assert fake.contexts[0].addresses["x"] == small.inputs["x"].data_ptr()
+    assert fake.contexts[0].addresses["x"] == small.inputs["x"].address
     assert rt.violations == []
 
 
@@ -192,7 +190,8 @@ def test_audit_2_inspector_failures_fall_back_to_the_builder_log(rt: FakeRuntime
 
 
 def test_audit_3_graph_replay_works_with_a_stream_that_is_no_context_manager(rt: FakeRuntime, specs: dict) -> None:
-    """torch 2.4-2.6 streams have no ``__enter__`` (pytorch PR #140138 added it in 2.7)."""
+    """torch 2.4-2.6 streams have no ``__enter__`` (pytorch PR #140138 added it in 2.7); the torch CUDA layer
+    replays under ``torch.cuda.stream(s)``, and a replay on the fake layer runs on the captured stream."""
     engine, _ = load(rt, specs["mlp"], "trt10")
     launch = engine.prepare(feeds(4))
     launch()
@@ -320,3 +319,25 @@ def test_audit_9_engines_a_suite_no_longer_needs_are_released(rt: FakeRuntime, s
     memo.close()
     with pytest.raises(BackendError, match="released"):
         engines[2].prepare(feeds(4))
+
+
+def test_the_runtime_goes_through_the_cuda_layer_it_is_given(rt: FakeRuntime, specs: dict) -> None:
+    """Buffers, the stream handle given to TensorRT, host copies of outputs and graphs: all the layer's."""
+    engine, fake = load(rt, specs["mlp"], "trt10")
+    launch = engine.prepare(feeds(4))
+    assert launch.cuda_stream is engine.stream and engine.stream.layer is rt.cuda
+    assert launch.inputs["x"].address in rt.device_ptrs and launch.outputs["y"].address in rt.device_ptrs
+    launch()
+    out = launch.host_outputs()
+    assert out["y"].shape == (4, 8) and out["y"].dtype == np.float32
+    replay = launch.capture_graph()
+    replay()
+    assert rt.violations == [] and rt.manual_captures == 1 and fake.contexts[0].graph_replays == 1
+
+
+def test_bf16_outputs_come_back_as_float32() -> None:
+    from pytest_trtbench.backends.tensorrt.dtypes import bf16_to_float32
+
+    words = np.array([0x3F80, 0xC000, 0x0000, 0x7FC0], np.uint16)  # 1.0, -2.0, 0.0, NaN in bfloat16
+    got = bf16_to_float32(words)
+    assert got.dtype == np.float32 and got[:3].tolist() == [1.0, -2.0, 0.0] and np.isnan(got[3])

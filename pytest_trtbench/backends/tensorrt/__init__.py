@@ -5,10 +5,10 @@
 - :mod:`.timing_cache`: the timing cache file shared by builds of one GPU namespace.
 - :mod:`.layers`: engine layer information (builder log or inspector) and realized precisions.
 - :mod:`.runtime`: deserialize, contexts, bind, enqueue, CUDA graphs.
-- :mod:`.dtypes`, :mod:`.logger`: TensorRT data types as torch dtypes; a recording logger.
+- :mod:`.dtypes`, :mod:`.logger`: TensorRT data types as numpy dtypes; a recording logger.
 - :mod:`.backend`: :class:`TensorRTBackend`, the :class:`~pytest_trtbench.backends.base.Backend`.
 
-Nothing heavy is imported here: the library and torch are imported inside the functions that need them.
+Nothing heavy is imported here: the library and the CUDA layer are imported inside the functions that need them.
 """
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from pytest_trtbench.precision import PRECISIONS
 
 
 class TensorRTBackend:
-    """Builds TensorRT engines from ONNX and runs them on a CUDA device through torch."""
+    """Builds TensorRT engines from ONNX and runs them on a CUDA device through the CUDA layer (--trt-cuda)."""
 
     name = "tensorrt"
 
@@ -81,10 +81,12 @@ class TensorRTBackend:
                 f"{flavor.label} does not run engines on compute capability {device.compute_capability} "
                 f"({device.gpu}): built, not executed; install tensorrt for this GPU"
             )
-        import torch
+        from pytest_trtbench.cuda.select import AUTO, CudaLayerError, choose, probe
 
-        if not torch.cuda.is_available():
-            return f"torch {torch.__version__} has no usable CUDA: built, not executed"
+        try:
+            choose(AUTO, probe(AUTO))  # torch, cuda-python or pycuda drives the engine
+        except CudaLayerError as exc:
+            return f"{exc}: built, not executed"
         return None
 
     def cache_identity(self, request: BuildRequest) -> dict[str, str]:
@@ -123,4 +125,10 @@ class TensorRTBackend:
         reason = self.execution_unavailable_reason(request.device)
         if reason is not None:
             raise RuntimeError(f"load() called where engines cannot run: {reason}")
-        return deserialize(flavor, path, blob, runtime, logger, request.profiles)
+        from pytest_trtbench.cuda.select import CudaLayerError, cuda_layer
+
+        try:
+            cuda = cuda_layer(request.cuda)
+        except CudaLayerError as exc:
+            raise BackendError(str(exc)) from None
+        return deserialize(flavor, path, blob, runtime, logger, request.profiles, cuda)

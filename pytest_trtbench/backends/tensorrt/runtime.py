@@ -1,7 +1,7 @@
 """Engine execution: deserialize, one context per profile, bind, enqueue, CUDA graphs.
 
-Device buffers, the stream and CUDA graphs go through torch (``torch.cuda`` tensors): the PyTorch
-reference path already needs torch, so this adds no dependency (no cuda-python, no pycuda).
+Device buffers, copies, the stream and CUDA graphs go through the CUDA layer (:mod:`pytest_trtbench.cuda`:
+torch, cuda-python or pycuda, ``--trt-cuda``), so a runner without PyTorch runs engines too.
 
 Rules followed here (each checked by the fake runtime in ``tests/fake_trt.py``), from NVIDIA's
 ``NvInferRuntime.h`` unless said otherwise:
@@ -12,7 +12,8 @@ Rules followed here (each checked by the fake runtime in ``tests/fake_trt.py``),
 - A context created with the default allocation strategy (kSTATIC) "pre-allocate[s] a block of device
   memory that is sufficient for all profiles": memory is counted per context at that size.
 - Full TensorRT graphs follow trtexec (``samples/common/sampleInference.cpp``): a warm-up enqueue after
-  the last shape change, then capture in thread-local mode (``sampleDevice.h``).
+  the last shape change, then capture in thread-local mode (``sampleDevice.h``; every CUDA layer's
+  ``capture`` uses that mode).
 - TensorRT-RTX: contexts get an explicit EAGER kernel specialization strategy (LAZY, the default,
   runs fallback kernels until a background compile finishes), and CUDA graphs use RTX's built-in
   whole-graph capture (``IRuntimeConfig.cuda_graph_strategy``), which NVIDIA's "Working with RTX CUDA
@@ -25,9 +26,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from pytest_trtbench.backends.base import BackendError
-from pytest_trtbench.backends.tensorrt.dtypes import torch_dtype
+from pytest_trtbench.backends.tensorrt.dtypes import bf16_to_float32, is_bf16, numpy_dtype
 from pytest_trtbench.backends.tensorrt.flavor import TensorRTFlavor
 from pytest_trtbench.backends.tensorrt.logger import RecordingLogger
+from pytest_trtbench.cuda.layer import CudaLayer, CudaLayerError, DeviceBuffer
 
 PLACEHOLDER_BYTES = 256
 """Bound for zero-size tensors: TensorRT wants non-null addresses with 256-byte alignment."""
@@ -56,27 +58,43 @@ def checked_engine(flavor: TensorRTFlavor, path: Path) -> tuple[bytes, Any, Any]
     return blob, runtime, logger
 
 
-def deserialize(flavor: TensorRTFlavor, path: Path, blob: bytes, runtime: Any, logger: Any, profiles: tuple) -> TensorRTEngine:
+def deserialize(flavor: TensorRTFlavor, path: Path, blob: bytes, runtime: Any, logger: Any, profiles: tuple,
+                cuda: CudaLayer) -> TensorRTEngine:
     engine = runtime.deserialize_cuda_engine(blob)
     if engine is None:
         errors = "\n".join(logger.errors[-5:]) or "(no error was logged)"
         raise BackendError(f"{flavor.label} could not deserialize {path}; it will be rebuilt:\n{errors}")
-    return TensorRTEngine(flavor, runtime, engine, profiles)
+    return TensorRTEngine(flavor, runtime, engine, profiles, cuda)
+
+
+class Tensor:
+    """One bound I/O tensor: its shape and numpy dtype, in a CUDA-layer device buffer or (host-location
+    tensors) a host array. A zero-size tensor still has a non-null, aligned address."""
+
+    def __init__(self, shape: tuple[int, ...], dtype: Any, device: DeviceBuffer | None = None,
+                 host: np.ndarray | None = None) -> None:
+        self.shape, self.dtype, self.device, self.host = tuple(shape), dtype, device, host
+
+    @property
+    def address(self) -> int:
+        if self.device is not None:
+            return self.device.ptr
+        assert self.host is not None
+        return int(self.host.ctypes.data)
 
 
 class TensorRTEngine:
     """A deserialized engine with one execution context per optimization profile."""
 
-    def __init__(self, flavor: TensorRTFlavor, runtime: Any, engine: Any, profiles: tuple):
-        import torch
-
+    def __init__(self, flavor: TensorRTFlavor, runtime: Any, engine: Any, profiles: tuple, cuda: CudaLayer):
         trt = flavor.module
         self._flavor = flavor
         self._trt = trt
         self._runtime = runtime
         self._engine: Any = engine
         self._profiles = profiles
-        self.stream = torch.cuda.Stream()
+        self.cuda = cuda
+        self.stream = cuda.stream()
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         self.input_names = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self.output_names = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
@@ -109,7 +127,7 @@ class TensorRTEngine:
             context = engine.create_execution_context()
         if context is None:
             raise BackendError(f"{self._flavor.label} could not create an execution context (out of device memory?)")
-        if index and not context.set_optimization_profile_async(index, self.stream.cuda_stream):
+        if index and not context.set_optimization_profile_async(index, self.stream.handle):
             raise BackendError(f"{self._flavor.label} rejected optimization profile {index} for a new context")
         return context
 
@@ -137,7 +155,6 @@ class TensorRTEngine:
 
     def prepare(self, feeds: Mapping[str, np.ndarray]) -> TensorRTLaunch:
         import numpy as np
-        import torch
 
         self.context(0)  # raises if released
         missing = sorted(set(self.input_names) - set(feeds))
@@ -148,18 +165,23 @@ class TensorRTEngine:
         index = self._profile_index({n: a.shape for n, a in arrays.items() if n not in self.host_tensors})
         inputs = {}
         for name, array in arrays.items():
-            want = torch_dtype(self._engine.get_tensor_dtype(name))
-            host = torch.from_numpy(array)
-            if host.dtype != want:
-                raise BackendError(f"input {name!r} is {array.dtype}, the engine wants {want}")
-            inputs[name] = host if name in self.host_tensors else host.to("cuda", non_blocking=False)
+            trt_dtype = self._engine.get_tensor_dtype(name)
+            want = numpy_dtype(trt_dtype)
+            if array.dtype != want or is_bf16(trt_dtype):
+                raise BackendError(f"input {name!r} is {array.dtype}, the engine wants {trt_dtype.name.lower()}")
+            if name in self.host_tensors:
+                inputs[name] = Tensor(array.shape, want, host=array)
+            else:
+                inputs[name] = Tensor(array.shape, want, device=self.cuda.upload(array, self.stream))
         return TensorRTLaunch(self, index, inputs)
 
-    def output_buffer(self, name: str, shape: tuple[int, ...]) -> Any:
-        import torch
+    def output_buffer(self, name: str, shape: tuple[int, ...]) -> Tensor:
+        import numpy as np
 
-        device = "cpu" if name in self.host_tensors else "cuda"
-        return torch.empty(shape, dtype=torch_dtype(self._engine.get_tensor_dtype(name)), device=device)
+        dtype = numpy_dtype(self._engine.get_tensor_dtype(name))
+        if name in self.host_tensors:
+            return Tensor(shape, dtype, host=np.empty(shape, dtype))
+        return Tensor(shape, dtype, device=self.cuda.alloc(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize))
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         launch = self.prepare(feeds)
@@ -182,14 +204,14 @@ class TensorRTEngine:
 class TensorRTLaunch:
     """Inputs staged and outputs allocated; calling it only enqueues the engine."""
 
-    def __init__(self, engine: TensorRTEngine, index: int, inputs: dict[str, Any]) -> None:
+    def __init__(self, engine: TensorRTEngine, index: int, inputs: dict[str, Tensor]) -> None:
         self._engine = engine
         self._index = index
         self._context = engine.context(index)
         self.cuda_stream = engine.stream
         self.inputs = inputs
         self._set_shapes(self._context)
-        self.outputs = {}
+        self.outputs: dict[str, Tensor] = {}
         for name in engine.output_names:
             shape = tuple(self._context.get_tensor_shape(name))
             if any(d < 0 for d in shape):
@@ -203,15 +225,14 @@ class TensorRTLaunch:
             if not context.set_input_shape(name, tuple(tensor.shape)):
                 raise BackendError(f"input {name!r} shape {tuple(tensor.shape)} rejected by profile {self._index}")
 
-    def _address(self, name: str, tensor: Any) -> int:
-        if tensor.numel():
-            return int(tensor.data_ptr())
+    def _address(self, name: str, tensor: Tensor) -> int:
+        if tensor.device is not None or (tensor.host is not None and tensor.host.size):
+            return tensor.address  # the CUDA layer allocates at least MIN_ALLOCATION bytes, even for zero-size
         if name not in self._placeholders:
-            import torch
+            import numpy as np
 
-            device = "cpu" if name in self._engine.host_tensors else "cuda"
-            self._placeholders[name] = torch.empty(PLACEHOLDER_BYTES, dtype=torch.uint8, device=device)
-        return int(self._placeholders[name].data_ptr())
+            self._placeholders[name] = np.zeros(PLACEHOLDER_BYTES, np.uint8)
+        return int(self._placeholders[name].ctypes.data)
 
     def _bind(self, context: Any) -> None:
         self._set_shapes(context)
@@ -224,7 +245,7 @@ class TensorRTLaunch:
         """Bind this launch's buffers to *context* if another launch used it last, then enqueue."""
         if self._engine.bound.get(id(context)) is not self:
             self._bind(context)
-        if not context.execute_async_v3(self.cuda_stream.cuda_stream):
+        if not context.execute_async_v3(self.cuda_stream.handle):
             raise BackendError("execute_async_v3 failed; see the TensorRT log above")
 
     def __call__(self) -> None:
@@ -234,12 +255,16 @@ class TensorRTLaunch:
         self.cuda_stream.synchronize()
 
     def host_outputs(self) -> dict[str, np.ndarray]:
-        import torch
-
         self.synchronize()
-        return {
-            name: (t.float() if t.dtype == torch.bfloat16 else t).cpu().numpy() for name, t in self.outputs.items()
-        }
+        engine = self._engine
+        out = {}
+        for name, t in self.outputs.items():
+            values = t.host.copy() if t.host is not None else None
+            if values is None:
+                assert t.device is not None
+                values = engine.cuda.download(t.device, t.shape, t.dtype, self.cuda_stream)
+            out[name] = bf16_to_float32(values) if is_bf16(engine._engine.get_tensor_dtype(name)) else values
+        return out
 
     def capture_graph(self) -> Any:
         """A CUDA-graph replay of this launch: RTX's built-in capture or trtexec's stream capture.
@@ -259,21 +284,19 @@ class TensorRTLaunch:
         return BuiltinGraphLaunch(self, context)
 
     def _stream_capture(self) -> CudaGraphLaunch:
-        import torch
-
-        handle = self.cuda_stream.cuda_stream
+        handle = self.cuda_stream.handle
         stream_capturable = getattr(self._context, "is_stream_capturable", None)
         if stream_capturable is not None and not stream_capturable(handle):
             raise BackendError("TensorRT says this engine's enqueue is not stream-capturable")
         self()  # warm-up after the last shape change: initialization must not be captured (trtexec)
         self.synchronize()
-        graph = torch.cuda.CUDAGraph()
+        captured: list[bool] = []
         try:
-            with torch.cuda.graph(graph, stream=self.cuda_stream, capture_error_mode="thread_local"):
-                captured = self._context.execute_async_v3(handle)
-        except RuntimeError as exc:
-            raise BackendError(f"CUDA graph capture of the TensorRT enqueue failed: {exc}") from exc
-        if not captured:  # trtexec: the engine has operations not permitted under capture
+            graph = self._engine.cuda.capture(self.cuda_stream,
+                                              lambda: captured.append(self._context.execute_async_v3(handle)))
+        except CudaLayerError as exc:
+            raise BackendError(f"CUDA graph capture of the TensorRT enqueue failed: {exc}") from None
+        if not all(captured) or not captured:  # trtexec: the engine has operations not permitted under capture
             raise BackendError("execute_async_v3 failed during CUDA graph capture")
         return CudaGraphLaunch(graph, self)
 
@@ -303,11 +326,7 @@ class CudaGraphLaunch:
         self.cuda_stream = launch.cuda_stream
 
     def __call__(self) -> None:
-        import torch
-
-        # torch.cuda.stream(s), not `with s:` (streams are context managers only from torch 2.7)
-        with torch.cuda.stream(self.cuda_stream):
-            self._graph.replay()
+        self._graph()  # the CUDA layer's graph replays on the stream it was captured on
 
     def synchronize(self) -> None:
         self.cuda_stream.synchronize()
