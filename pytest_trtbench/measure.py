@@ -71,6 +71,8 @@ class LatencyResult:
     """The launch call waits for the GPU itself, so its enqueue time is not separable."""
     cuda_layer: str = ""
     """The CUDA layer whose events timed the blocks (``torch``, ``cuda-python``, ``pycuda``); empty on CPU."""
+    peak_gpu_memory_bytes: float = math.nan
+    """GPU: the most device memory in use, sampled before the first timed block and after each one."""
 
     def _quantile(self, q: float) -> float:
         return _quantile(sorted(self.samples_ms), q)
@@ -298,10 +300,13 @@ def measure_latency(launch: Launch, batch_size: int, config: TimingConfig) -> La
     samples: list[float] = []
     blocks: list[BlockSummary] = []
     limits = (config.min_block_iters, config.min_block_s, config.max_block_iters)
+    peak = float(stream.layer.used_bytes()) if stream is not None else math.nan
     for _ in range(max(1, config.blocks)):
         block = _time_cuda(call, stream, limits, enqueue) if stream is not None else _time_host(call, launch.synchronize, limits)
         samples.extend(block)
         blocks.append(_block_summary(block))
+        if stream is not None:
+            peak = max(peak, float(stream.layer.used_bytes()))
 
     telemetry = None
     if monitor is not None and start is not None:
@@ -309,7 +314,7 @@ def measure_latency(launch: Launch, batch_size: int, config: TimingConfig) -> La
         telemetry = monitor.summarize(start, end, monitor.energy_window(call, launch.synchronize, config.energy_s))
     result = LatencyResult(samples, blocks, batch_size, method, notes, enqueue, telemetry,
                            host_synchronous=bool(getattr(launch, "host_synchronous", False)),
-                           cuda_layer=stream.layer.name if stream is not None else "")
+                           cuda_layer=stream.layer.name if stream is not None else "", peak_gpu_memory_bytes=peak)
     result.notes.extend(_warnings(result))
     return result
 

@@ -53,6 +53,16 @@ class EngineInfo:
     key: str = ""
     precisions: Mapping[str, Any] = field(default_factory=dict)
     """Compute layers per realized precision, from the backend's ``engine_precisions`` metadata."""
+    file_bytes: float = NAN
+    """Bytes of the cache entry's engine files. The rest: :mod:`pytest_trtbench.resources` (NaN where not measured)."""
+    load_s: float = NAN
+    cold_start_s: float = NAN
+    """Load (deserialize / session creation) + the first inference."""
+    device_memory_bytes: float = NAN
+    """GPU: device memory in use after load + first inference minus before (``cudaMemGetInfo``)."""
+    engine_device_memory_bytes: float = NAN
+    """TensorRT: its execution contexts' device memory (``device_memory_size_v2`` per context)."""
+    host_rss_growth_bytes: float = NAN
 
     def precisions_label(self) -> str:
         return ",".join(f"{k}:{v}" for k, v in sorted(self.precisions.items()))
@@ -82,6 +92,8 @@ class LatencySummary:
     """The launch waited for the GPU itself (its enqueue time is not separable)."""
     cuda_layer: str = ""
     """The CUDA layer that timed it (``torch``, ``cuda-python``, ``pycuda``); empty on CPU."""
+    peak_gpu_memory_bytes: float = NAN
+    """GPU: the most device memory in use (``cudaMemGetInfo``) sampled before and after each timed block."""
 
     @property
     def launch_bound(self) -> str:
@@ -101,6 +113,7 @@ class LatencySummary:
             notes=tuple(result.notes), distribution=result.distribution(),
             telemetry=result.telemetry.to_json() if result.telemetry is not None else {},
             host_synchronous=result.host_synchronous, cuda_layer=result.cuda_layer,
+            peak_gpu_memory_bytes=result.peak_gpu_memory_bytes,
         )
 
     def stats(self) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from pytest_trtbench.outcome import CaseInfo, CaseOutcome, EngineInfo, LatencyCh
 from pytest_trtbench.precision import REDUCED_PRECISIONS
 from pytest_trtbench.regression import BlockSummary, LatencyDecision
 from pytest_trtbench.report import failure_text
+from pytest_trtbench.resources import engine_resources
 from pytest_trtbench.suite import Case, Suite, SuiteError
 
 if TYPE_CHECKING:
@@ -99,6 +100,7 @@ def _stages(case: Case, res: CaseResources, outcome: CaseOutcome) -> Iterator[Ca
 
     feeds = res.inputs(case)
     outputs = engine.run(feeds)
+    outcome = replace(outcome, engine=engine_resources(outcome.engine, entry, engine))
     baseline = res.baseline_entry(case)
     comparisons, reference_name = accuracy(case, outputs, res, baseline)
     outcome = replace(outcome, comparisons=tuple(comparisons), reference_backend=reference_name)

@@ -61,6 +61,10 @@ def _worst(field: str, pick: Callable[[list[float]], float]) -> Callable[[CaseOu
     return value
 
 
+def _mib(value: float) -> float:
+    return value / 2**20
+
+
 def _speedup(o: CaseOutcome) -> float:
     median = o.latency.median_ms if o.latency is not None else NAN
     return o.reference_latency_ms / median if o.reference_latency_ms > 0 and median > 0 else NAN
@@ -111,6 +115,13 @@ COLUMNS: tuple[Column, ...] = (
     Column("fuzz_seed", "integer", lambda o: o.fuzz.seed if o.fuzz is not None else NAN),
     Column("model_normalized", "text", lambda o: o.model_normalized),
     Column("launch_bound", "text", lambda o: o.latency.launch_bound if o.latency is not None else ""),
+    Column("engine_file_mib", "number", lambda o: _mib(o.engine.file_bytes)),
+    Column("load_s", "number", lambda o: o.engine.load_s),
+    Column("cold_start_s", "number", lambda o: o.engine.cold_start_s),
+    Column("device_memory_mib", "number", lambda o: _mib(o.engine.device_memory_bytes)),
+    Column("engine_context_memory_mib", "number", lambda o: _mib(o.engine.engine_device_memory_bytes)),
+    Column("peak_gpu_memory_mib", "number", lambda o: _mib(o.latency.peak_gpu_memory_bytes) if o.latency else NAN),
+    Column("host_rss_growth_mib", "number", lambda o: _mib(o.engine.host_rss_growth_bytes)),
 )
 """The report's columns, in CSV order. A new metric: a field on the outcome and one line here."""
 

@@ -29,6 +29,7 @@ from pytest_trtbench.pipeline import run_case as run_pipeline
 from pytest_trtbench.precision import CALIBRATED
 from pytest_trtbench.profile import InputRange, ShapeProfile
 from pytest_trtbench.reference_timing import ReferenceTiming, time_reference
+from pytest_trtbench.resources import MeteredBackend
 from pytest_trtbench.settings import Settings
 from pytest_trtbench.suite import Case, Suite, SuiteError
 
@@ -157,7 +158,7 @@ class Harness:
         """The cache entry, and the loaded engine if *load* (else ``None``: a build-only or verify-only run)."""
         key = (case.suite, case.backend, case.precision, case.profile, load)
         if key not in self._engines:
-            backend = self.backend(case)
+            backend = MeteredBackend(self.backend(case), self.settings.device, self.settings.cuda)
             label = f"{case.suite.name} {case.backend}-{case.precision} [{case.profile.label()}]"
             self._engines[key] = self.cache.get_or_build(backend, self.build_request(case), label, load=load)
         return self._engines[key]

@@ -172,6 +172,11 @@ def test_on_cpu_the_cuda_layer_column_is_empty_and_any_choice_runs(pytester: pyt
     with open(pytester.path / "r.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [r["cuda_layer"] for r in rows] == [""] and rows[0]["timing_method"] == "host-clock"
+    row = rows[0]  # resource metrics: measured on CPU where they apply, empty where they are GPU-only
+    assert abs(float(row["engine_file_mib"]) * 2**20 - (pytester.path / "tiny.onnx").stat().st_size) < 1024
+    assert 0 < float(row["load_s"]) < float(row["cold_start_s"]) < 60
+    assert row["host_rss_growth_mib"] != "" and abs(float(row["host_rss_growth_mib"])) < 4096
+    assert row["device_memory_mib"] == row["peak_gpu_memory_mib"] == row["engine_context_memory_mib"] == ""
 
 
 FACTORY_SUITE = """
