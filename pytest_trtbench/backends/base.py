@@ -53,7 +53,8 @@ class Launch(Protocol):
     """One prepared inference: inputs already in place, so calling it only launches work.
 
     On CPU ``__call__`` runs synchronously and ``cuda_stream`` is ``None``. On a GPU it enqueues
-    on ``cuda_stream`` (a ``torch.cuda.Stream``), and ``synchronize`` waits for it.
+    on ``cuda_stream`` (a CUDA-layer :class:`pytest_trtbench.cuda.layer.Stream`, whose layer's events time it;
+    a plain ``torch.cuda.Stream`` is still accepted and timed by the torch layer), and ``synchronize`` waits for it.
 
     Optional, looked up with ``getattr`` by :mod:`pytest_trtbench.measure`:
 
