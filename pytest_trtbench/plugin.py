@@ -103,9 +103,10 @@ def _cuda_layer(text: str) -> str:
         raise pytest.UsageError(str(exc)) from None
 
 
-def _checked_cuda(requested: str, device: Any) -> str:
-    """``--trt-cuda`` for a run on *device*: on a GPU the layer must be usable (a usage error says why and the fix)."""
-    if not device.has_cuda:
+def _checked_cuda(requested: str, device: Any, executes: bool = True) -> str:
+    """``--trt-cuda`` for a run on *device*: where a GPU run executes engines, the layer must be usable (a usage
+    error says why and the fix); ``--collect-only`` and ``--trt-build-only`` need none."""
+    if not device.has_cuda or not executes:
         return requested
     from pytest_trtbench.cuda.select import CudaLayerError, choose, probe
 
@@ -522,7 +523,8 @@ class TrtBenchPlugin:
                 confirm=_get(config, CONFIRM),
                 history=max(1, _get(config, HISTORY)),
                 build_options=_build_options(config),
-                cuda=_checked_cuda(_get(config, CUDA), device),
+                cuda=_checked_cuda(_get(config, CUDA), device,
+                                   executes=not (build_only or config.getoption("collectonly"))),
             )
         return self._settings
 

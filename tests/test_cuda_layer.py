@@ -102,6 +102,7 @@ def test_a_gpu_run_with_no_usable_layer_is_a_usage_error() -> None:
     assert _checked_cuda("pycuda", cpu) == "pycuda"  # a CPU run never uses the layer
     build_only = DeviceInfo(gpu="a10", device_name="a10", kind="cuda", target_only=True)
     assert _checked_cuda("pycuda", build_only) == "pycuda"
+    assert _checked_cuda("pycuda", gpu, executes=False) == "pycuda"  # --collect-only, --trt-build-only
 
 
 def _blocked_torch_python(code: str) -> subprocess.CompletedProcess[str]:
@@ -287,3 +288,16 @@ def test_layer_memory_info_sees_an_allocation(layer) -> None:  # type: ignore[no
     grown = layer.used_bytes() - before
     assert grown >= 500 << 20, grown
     del buffer
+
+
+def test_without_torch_the_machine_identity_reads_the_same_gpu_uuid_text() -> None:
+    """machine.py hashes the GPU's UUID; without torch it comes from cuda-python in torch's text, so a
+    baseline recorded with torch present is on the same machine for a torch-free run."""
+    for name in ("torch", "cuda-python"):
+        if unavailable_reason(name) is not None:
+            pytest.skip(f"needs {name}: {unavailable_reason(name)}")
+    import torch
+
+    from pytest_trtbench.cuda.select import device_uuid
+
+    assert device_uuid() == str(torch.cuda.get_device_properties(0).uuid) != ""
