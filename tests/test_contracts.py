@@ -154,14 +154,14 @@ def test_build_only_targets_an_absent_gpu_even_with_another_present() -> None:
 
 @pytest.mark.parametrize(("text", "value"), [("5%", 0.05), ("0.05", 0.05), ("12.5%", 0.125), ("0.2", 0.2)])
 def test_latency_tolerance_parses_percent_and_fraction(text: str, value: float) -> None:
-    from pytest_trtbench.plugin import _tolerance as _fraction
+    from pytest_trtbench.options import _tolerance as _fraction
 
     assert _fraction(text) == pytest.approx(value)
 
 
 @pytest.mark.parametrize("text", ["0%", "-5%", "five", "", "%"])
 def test_bad_latency_tolerance_is_a_usage_error(text: str) -> None:
-    from pytest_trtbench.plugin import _tolerance as _fraction
+    from pytest_trtbench.options import _tolerance as _fraction
 
     with pytest.raises(pytest.UsageError, match="--trt-latency-tolerance"):
         _fraction(text)

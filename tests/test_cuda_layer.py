@@ -91,7 +91,7 @@ def test_a_gpu_run_with_no_usable_layer_is_a_usage_error() -> None:
     if _has_cuda_device():
         pytest.skip("this machine has a CUDA device")
     from pytest_trtbench.device import DeviceInfo
-    from pytest_trtbench.plugin import _checked_cuda
+    from pytest_trtbench.options import checked_cuda as _checked_cuda
 
     gpu = DeviceInfo(gpu="h200", device_name="NVIDIA H200", kind="cuda", compute_capability="9.0")
     with pytest.raises(pytest.UsageError, match=r"^--trt-cuda=auto: no CUDA layer is usable"):
