@@ -7,6 +7,7 @@ from __future__ import annotations
 from pytest_trtbench.compare import Tolerance
 from pytest_trtbench.profile import InputRange, ShapeProfile
 from pytest_trtbench.suite import Case, Input, Suite, SuiteError
+from pytest_trtbench.task_data import Dataset
 
 __version__ = "0.1.0"
 
@@ -19,4 +20,4 @@ def model_size() -> str:
     return size_of_session()
 
 
-__all__ = ["Case", "Input", "InputRange", "ShapeProfile", "Suite", "SuiteError", "Tolerance", "model_size"]
+__all__ = ["Case", "Dataset", "Input", "InputRange", "ShapeProfile", "Suite", "SuiteError", "Tolerance", "model_size"]

@@ -22,7 +22,7 @@ from pytest_trtbench.regression import update_history
 if TYPE_CHECKING:
     from pytest_trtbench.outcome import CaseOutcome, LatencySummary
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class BaselineError(Exception):
@@ -54,6 +54,11 @@ def _migrate(data: dict[str, Any], path: Path) -> dict[str, Any]:
                                if isinstance(run, list) else run for run in lat["runs"]]
         data["schema_version"] = 3
         version = 3
+    if version == 3:
+        # v4 adds an optional "task_metric" per entry (Suite(data=...): name, reference, engine, samples);
+        # a v3 entry has none, and nothing else changed
+        data["schema_version"] = 4
+        version = 4
     if version != SCHEMA_VERSION:
         raise BaselineError(
             f"{path}: schema_version {version!r} is not one this plugin reads (it writes {SCHEMA_VERSION}); "
@@ -135,6 +140,7 @@ def make_entry(
         "engine": {"precisions": outcome.engine.precisions_label(), "build_s": outcome.engine.build_s},
         "environment": dict(environment),
         "shapes": outcome.case.shapes,
+        **({"task_metric": outcome.task.stored()} if outcome.task is not None else {}),
     }
 
 

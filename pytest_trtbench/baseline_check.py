@@ -85,6 +85,18 @@ def _golden_problem(entry: Mapping[str, Any]) -> str:
     return ""
 
 
+def _task_problem(entry: Mapping[str, Any]) -> str:
+    task = entry.get("task_metric")
+    if task is None:
+        return ""
+    if not _object(task) or not isinstance(task.get("name"), str):
+        return "'task_metric' must be an object with the metric's 'name'"
+    for key in ("reference", "engine"):
+        if not _num(task.get(key)) or task.get(key) is None:
+            return f"task_metric.{key} is {task.get(key)!r}, not a number"
+    return ""
+
+
 def entry_problem(entry: Any) -> str:
     """Why *entry* can't be used ("" when it can)."""
     if not _object(entry):
@@ -92,7 +104,7 @@ def entry_problem(entry: Any) -> str:
     env = entry.get("environment", {})
     if not _object(env) or not isinstance(env.get("device_name", ""), str):
         return "'environment.device_name' must be a string"
-    for check in (_accuracy_problem, _latency_problem, _golden_problem):
+    for check in (_accuracy_problem, _latency_problem, _golden_problem, _task_problem):
         problem = check(entry)
         if problem:
             return problem

@@ -104,7 +104,7 @@ def key_fields(backend: Backend, request: BuildRequest) -> dict[str, Any]:
         "layout": CACHE_LAYOUT_VERSION,
         "model_sha256": _sha256_file(request.onnx_path),
         "precision": request.precision,
-        "recipe": recipe(request.precision),
+        "recipe": recipe(request.precision, request.options.get("calibration_method", "minmax")),
         "calibration_sha256": calibration_digest(request),
         "profiles": [p.as_dict() for p in request.profiles],
         "backend": backend.name,

@@ -23,6 +23,11 @@ class Tolerance:
     min_cosine: float | None = None
     min_top1: float | None = None
     """Relative-accuracy criterion for classifier outputs, e.g. ``0.99`` = top-1 agreement >= 99 %."""
+    max_relative_metric_loss: float | None = None
+    """Task metric on ``Suite(data=...)``: the engine's may fall below the reference's by this fraction of it
+    (``0.01``: 1 %; :mod:`pytest_trtbench.task_metrics`). With neither metric bound set a data suite gets 1 %."""
+    max_metric_loss: float | None = None
+    """Task metric, absolute form: the engine's may fall below the reference's by this much (``0.005``)."""
 
     @staticmethod
     def default_for(precision: str) -> Tolerance:
@@ -49,6 +54,10 @@ class Tolerance:
             value = getattr(self, name)
             if value is not None and (not _is_number(value) or not 0.0 <= value <= 1.0):
                 out.append(f"{name}={value!r} must be in [0, 1] (or None to switch it off)")
+        for name in ("max_relative_metric_loss", "max_metric_loss"):
+            value = getattr(self, name)
+            if value is not None and (not _is_number(value) or not math.isfinite(value) or value < 0):
+                out.append(f"{name}={value!r} must be a finite number >= 0 (or None), e.g. 0.01")
         return out
 
 

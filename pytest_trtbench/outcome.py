@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from pytest_trtbench import verdict as V
 from pytest_trtbench.compare import OutputComparison
 from pytest_trtbench.regression import BlockSummary, LatencyDecision
+from pytest_trtbench.task_metrics import TaskMetric
 
 if TYPE_CHECKING:
     from pytest_trtbench.measure import LatencyResult
@@ -190,6 +191,8 @@ class CaseOutcome:
     """Shape-fuzzing tests only."""
     model_normalized: str = ""
     """What :mod:`pytest_trtbench.normalize` changed in the suite's ONNX file for this case (empty: nothing)."""
+    task: TaskMetric | None = None
+    """``Suite(data=...)`` only: the task metric of the reference and the engine on the evaluation data."""
     nodeid: str = ""
     """The pytest node id, set where the report is received (not part of the JSON)."""
 
@@ -218,7 +221,7 @@ class CaseOutcome:
             "latency": self.latency.to_json() if self.latency is not None else None,
             "latency_check": self.latency_check.to_json(), "message": self.message,
             "baseline_entry": self.baseline_entry, "fuzz": asdict(self.fuzz) if self.fuzz is not None else None,
-            "model_normalized": self.model_normalized,
+            "model_normalized": self.model_normalized, "task": self.task.to_json() if self.task is not None else None,
         }
 
     @classmethod
@@ -231,4 +234,5 @@ class CaseOutcome:
             latency_check=LatencyCheck.from_json(data["latency_check"]), message=data["message"],
             baseline_entry=data.get("baseline_entry"), fuzz=FuzzSummary(**data["fuzz"]) if data.get("fuzz") else None,
             model_normalized=data.get("model_normalized", ""),
+            task=TaskMetric.from_json(data["task"]) if data.get("task") else None,
         )

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from pytest_trtbench.cache import CacheEntry
     from pytest_trtbench.model import ModelSource
     from pytest_trtbench.settings import Settings
+    from pytest_trtbench.task_metrics import TaskMetric
 
 class CaseResources(Protocol):
     """What the pipeline asks of the session (memoized there, so cases share engines and references)."""
@@ -57,6 +58,10 @@ class CaseResources(Protocol):
     def baseline_entry(self, case: Case) -> dict[str, Any] | None: ...
 
     def measure(self, case: Case, engine: Engine, feeds: Mapping[str, np.ndarray]) -> LatencyResult: ...
+
+    def task_metric(self, case: Case, engine: Engine, baseline: Mapping[str, Any] | None) -> TaskMetric:
+        """``Suite(data=...)`` only: the task metric on the evaluation data (:mod:`pytest_trtbench.task_data`)."""
+        ...
 
     def environment(self) -> dict[str, Any]:
         """``device_name``, ``cpu_model``, ``versions``: stored with a baseline entry."""
@@ -103,7 +108,8 @@ def _stages(case: Case, res: CaseResources, outcome: CaseOutcome) -> Iterator[Ca
     outcome = replace(outcome, engine=engine_resources(outcome.engine, entry, engine))
     baseline = res.baseline_entry(case)
     comparisons, reference_name = accuracy(case, outputs, res, baseline)
-    outcome = replace(outcome, comparisons=tuple(comparisons), reference_backend=reference_name)
+    task = res.task_metric(case, engine, baseline) if case.suite.data is not None else None
+    outcome = replace(outcome, comparisons=tuple(comparisons), reference_backend=reference_name, task=task)
     yield outcome
 
     latency = res.measure(case, engine, feeds)
@@ -117,7 +123,7 @@ def _stages(case: Case, res: CaseResources, outcome: CaseOutcome) -> Iterator[Ca
         regressions = accuracy_regressions(
             {c.name: c.metrics() for c in comparisons}, baseline.get("accuracy", {}).get("outputs", {}),
             lambda name: case.suite.tolerance_for(case.precision, name),
-        )
+        ) + task_regressions(case, outcome, baseline)
         latency, check = latency_gate(
             latency, baseline, settings, res.environment(), lambda: res.measure(case, engine, feeds)
         )
@@ -219,6 +225,16 @@ def golden_comparisons(
     return comparisons
 
 
+def task_regressions(case: Case, outcome: CaseOutcome, baseline: Mapping[str, Any]) -> list[str]:
+    """The task metric's loss grew beyond the slack since the baseline (:func:`task_metrics.metric_regressions`)."""
+    if outcome.task is None:
+        return []
+    from pytest_trtbench.task_metrics import metric_regressions
+
+    tol = case.suite.tolerance_for(case.precision, outcome.task.output)
+    return metric_regressions(outcome.task, baseline.get("task_metric"), tol)
+
+
 def latency_gate(
     latency: LatencyResult, baseline: Mapping[str, Any], settings: Settings, environment: Mapping[str, Any],
     remeasure: Callable[[], LatencyResult],
@@ -291,6 +307,7 @@ def decide(
     """The case's verdict from its comparisons, accuracy regressions and latency check; and whether
     a baseline entry is to be written (``--trt-update-baselines`` and no accuracy failure)."""
     failures = [f"{c.name}: {msg}" for c in outcome.comparisons for msg in c.failures]
+    failures += list(outcome.task.failures) if outcome.task is not None else []
     check = outcome.latency_check
     verdict = V.decide_verdict(
         accuracy_failures=failures, accuracy_regressions=list(regressions),

@@ -122,6 +122,10 @@ COLUMNS: tuple[Column, ...] = (
     Column("engine_context_memory_mib", "number", lambda o: _mib(o.engine.engine_device_memory_bytes)),
     Column("peak_gpu_memory_mib", "number", lambda o: _mib(o.latency.peak_gpu_memory_bytes) if o.latency else NAN),
     Column("host_rss_growth_mib", "number", lambda o: _mib(o.engine.host_rss_growth_bytes)),
+    Column("task_metric", "text", lambda o: o.task.name if o.task is not None else ""),
+    Column("task_metric_reference", "number", lambda o: o.task.reference if o.task is not None else NAN),
+    Column("task_metric_engine", "number", lambda o: o.task.engine if o.task is not None else NAN),
+    Column("task_metric_relative_loss", "number", lambda o: o.task.relative_loss if o.task is not None else NAN),
 )
 """The report's columns, in CSV order. A new metric: a field on the outcome and one line here."""
 
@@ -145,6 +149,10 @@ def failure_text(outcome: CaseOutcome) -> str:
             f"mean abs err {c.mean_abs_err:.4g}, cosine {c.cosine_similarity:.6f}{top1}, "
             f"mismatches {c.mismatches} / {c.total}, non-finite {c.nonfinite}"
         )
+    if outcome.task is not None:
+        t = outcome.task
+        lines.append(f"  task metric {t.name} on {t.samples} evaluation samples: engine {t.engine:.4f}, reference "
+                     f"{t.reference:.4f}, relative loss {100 * t.relative_loss:.2f} %")
     if outcome.status == V.LATENCY_REGRESSION and outcome.latency is not None:
         lines.append(
             f"  latency: median {outcome.latency.median_ms:.4f} ms vs baseline {check.baseline_ms:.4f} ms "

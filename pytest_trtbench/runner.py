@@ -32,9 +32,19 @@ from pytest_trtbench.reference_timing import ReferenceTiming, time_reference
 from pytest_trtbench.resources import MeteredBackend
 from pytest_trtbench.settings import Settings
 from pytest_trtbench.suite import Case, Suite, SuiteError
+from pytest_trtbench.task_data import (
+    TaskData,
+    case_feeds,
+    load_task_data,
+    measure_task,
+    metric_output,
+    reference_metric,
+)
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from pytest_trtbench.task_metrics import TaskMetric
 
 CALIBRATION_MAX_BATCH = 4
 
@@ -64,6 +74,8 @@ class Harness:
         self._references: dict[tuple[Any, ...], dict[str, np.ndarray]] = {}
         self._reference_latency: dict[tuple[Any, ...], ReferenceTiming] = {}
         self._baselines: dict[Path, dict[str, Any] | BaselineError] = {}
+        self._task_data: dict[Suite, TaskData | SuiteError] = {}
+        self._task_reference: dict[Suite, float] = {}
         self._cpu_model = cpu_model()
         self._machine: str | None = None
         self._versions = _versions()
@@ -136,15 +148,21 @@ class Harness:
 
     def build_request(self, case: Case) -> BuildRequest:
         suite = case.suite
-        calib_shapes = self.calibration_shapes(case) if case.precision in CALIBRATED else {}
+        calibrated = case.precision in CALIBRATED
+        calib_shapes = self.calibration_shapes(case) if calibrated else {}
+        calibration = (lambda: calibration_feeds(suite, calib_shapes)) if calib_shapes else None
+        if calibrated and suite.data is not None and self.task_data(suite).calibration:
+            calibration = lambda: iter(self.task_data(suite).calibration)  # noqa: E731  (the data's calibration part)
+        method = suite.calibration_method if calibrated and suite.calibration_method != "minmax" else None
         return BuildRequest(
             onnx_path=self.normalized_model(case).path,
             precision=case.precision,
             profiles=(self.engine_profile(case),),
             device=self.settings.device,
-            calibration=(lambda: calibration_feeds(suite, calib_shapes)) if calib_shapes else None,
+            calibration=calibration,
             options={**self.settings.build_options, **suite.build_options,
-                     **({"fp32_ops": list(suite.fp32_ops)} if suite.fp32_ops else {})},
+                     **({"fp32_ops": list(suite.fp32_ops)} if suite.fp32_ops else {}),
+                     **({"calibration_method": method} if method else {})},
             cuda=self.settings.cuda,
         )
 
@@ -164,7 +182,37 @@ class Harness:
         return self._engines[key]
 
     def inputs(self, case: Case) -> dict[str, np.ndarray]:
+        """The case's feeds: seeded, or with ``Suite(data=...)`` the first evaluation samples."""
+        if case.suite.data is not None:
+            return case_feeds(case, self.task_data(case.suite))
         return make_feeds(case.suite, case.shape_map())
+
+    def task_data(self, suite: Suite) -> TaskData:
+        """The suite's data, read and checked once per session (:mod:`pytest_trtbench.task_data`)."""
+        if suite not in self._task_data:
+            try:
+                self._task_data[suite] = load_task_data(suite)
+            except SuiteError as exc:
+                self._task_data[suite] = exc
+        got = self._task_data[suite]
+        if isinstance(got, SuiteError):
+            raise got
+        return got
+
+    def task_metric(self, case: Case, engine: Engine, baseline: Mapping[str, Any] | None) -> TaskMetric:
+        """The case's task metric on the evaluation data, the reference's computed once per suite."""
+        suite, data = case.suite, self.task_data(case.suite)
+        model = self.model(suite)
+        output = metric_output(suite, model.output_names)
+
+        def reference_value() -> float:
+            if suite not in self._task_reference:
+                run = model.reference.run if model.reference is not None and suite.live_reference else None
+                self._task_reference[suite] = reference_metric(
+                    suite, run, data, output, (baseline or {}).get("task_metric"), self.baseline_file(case))
+            return self._task_reference[suite]
+
+        return measure_task(case, engine.run, data, output, reference_value)
 
     def reference(self, case: Case) -> dict[str, np.ndarray] | None:
         """The live reference's outputs for the case's inputs, or ``None`` without a live reference."""

@@ -110,6 +110,13 @@ class Suite:
     profiles: Sequence[Mapping[str, tuple[Shape, Shape, Shape]]] | None = None
     calibration: Callable[[], Iterable[Feeds]] | None = None
     calibration_batches: int = 8
+    calibration_method: str = "minmax"
+    """int8 calibration: ``minmax``, ``entropy`` or ``percentile`` (ONNX Runtime's calibrators); part of the cache key."""
+    data: Any = None
+    """Labelled data (:class:`pytest_trtbench.task_data.Dataset`, or ``(inputs, labels)`` batches): int8 calibrates on
+    its calibration part, accuracy checks take their inputs from its evaluation part, where ``metric`` is measured."""
+    metric: str | Callable[[Any, Any], float] | None = None
+    """The task metric on ``data``: ``top1`` (default), ``top5``, ``mean_iou`` or ``callable(outputs, labels) -> float``."""
     output_names: Sequence[str] | None = None
     fp32_ops: Sequence[str] = ()
     classifier_outputs: Sequence[str] = ()

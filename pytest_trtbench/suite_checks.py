@@ -177,8 +177,14 @@ def claim_suite_name(seen: dict[str, Any], suite: Suite, path: Any, rootpath: An
         )
 
 
+def check_task(suite: Suite) -> list[str]:
+    from pytest_trtbench.task_checks import task_problems
+
+    return task_problems(suite)
+
+
 CHECKS: list[Callable[[Suite], list[str]]] = [
-    check_precisions, check_inputs, check_sweep, check_tolerances, check_build_options, check_outputs,
+    check_precisions, check_inputs, check_sweep, check_tolerances, check_build_options, check_outputs, check_task,
 ]
 
 

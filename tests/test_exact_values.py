@@ -284,15 +284,15 @@ def test_schema_v1_without_blocks_migrates_to_an_empty_history(tmp_path: Path) -
     cases = load_baselines(path)
     assert cases["a"]["latency"]["runs"] == [] and [r["blocks"] for r in cases["b"]["latency"]["runs"]] == [[{"median_ms": 1.0, "iqr_ms": 0, "n": 1}]]
     assert cases["c"] == {"accuracy": {}} and [r["blocks"] for r in cases["d"]["latency"]["runs"]] == [[]]
-    assert SCHEMA_VERSION == 3
+    assert SCHEMA_VERSION == 4
 
 
-@pytest.mark.parametrize("version", [4, None, "2"])
+@pytest.mark.parametrize("version", [5, None, "2"])
 def test_unknown_schema_versions_are_refused_with_the_fix(tmp_path: Path, version: object) -> None:
     path = tmp_path / "s.json"
     path.write_text(json.dumps({"schema_version": version, "cases": {}}))
     with pytest.raises(BaselineError, match=rf"s\.json: schema_version {version!r} is not one this plugin reads "
-                                            r"\(it writes 3\); upgrade pytest-trtbench or re-record with --trt-update-baselines"):
+                                            r"\(it writes 4\); upgrade pytest-trtbench or re-record with --trt-update-baselines"):
         load_baselines(path)
 
 

@@ -236,7 +236,7 @@ def test_schema_2_baselines_gate_and_refresh_into_schema_3(slowed: pytest.Pytest
     assert all("first run on this machine" in r["reason"] for r in _rows(slowed.path / "r.csv"))
     slowed.runpytest(*FAST, "--trt-update-baselines").assert_outcomes(passed=2)
     after = json.loads(path.read_text())
-    assert after["schema_version"] == 3
+    assert after["schema_version"] == 4
     for entry in after["cases"].values():
         old, new = entry["latency"]["runs"]
         assert old["machine"] is None and len(new["machine"]) == 16

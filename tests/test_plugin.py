@@ -93,7 +93,7 @@ def test_second_run_builds_nothing(pytester: pytest.Pytester) -> None:
 def test_update_baselines_round_trip(recorded: pytest.Pytester) -> None:
     path = baseline_file(recorded)
     data = json.loads(path.read_text())
-    assert data["schema_version"] == 3 and sorted(data["cases"]) == sorted(CASES)
+    assert data["schema_version"] == 4 and sorted(data["cases"]) == sorted(CASES)
     entry = data["cases"]["onnxruntime-int8-b4"]
     assert {"accuracy", "latency", "golden", "reference", "environment"} <= set(entry)
     assert entry["latency"]["runs"] and entry["golden"]["outputs"]["logits"]["shape"] == [4, 4]

@@ -21,17 +21,19 @@ CALIBRATED = ("int8", "fp8")
 """Precisions whose build needs calibration feeds."""
 
 
-def recipe(precision: str) -> dict[str, Any]:
+def recipe(precision: str, calibration_method: str = "minmax") -> dict[str, Any]:
     """How *precision* is produced from the fp32 model (quantization / conversion recipe and version).
 
     Part of the engine cache key (:func:`pytest_trtbench.cache.key_fields`): changing a recipe
     rebuilds engines instead of serving stale ones. The values are unchanged from when this lived
-    in ``cache.py``, so existing cache entries keep their keys.
+    in ``cache.py``, so existing cache entries keep their keys; *calibration_method* (``Suite.calibration_method``,
+    reaching backends as the build option ``calibration_method`` when it is not ``minmax``) replaces the recipe's
+    ``calibration``.
     """
     if precision in CALIBRATED:
-        from pytest_trtbench.precision.quantize import RECIPE
+        from pytest_trtbench.precision.quantize import recipe_for
 
-        return dict(RECIPE)
+        return recipe_for(calibration_method)
     if precision in FLOAT_CONVERSIONS:
         from pytest_trtbench.precision.convert import RECIPE_VERSION
 

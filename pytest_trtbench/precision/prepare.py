@@ -36,7 +36,8 @@ class PreparedModel:
 def prepare_model(request: BuildRequest, out_dir: Path, *, convert_floats: bool = True) -> PreparedModel:
     """The model to compile for ``request.precision``, written into *out_dir* when it is a copy."""
     precision = request.precision
-    metadata: dict[str, Any] = {"recipe": {"precision": precision, **recipe(precision)}}
+    method = str(request.options.get("calibration_method", "minmax"))
+    metadata: dict[str, Any] = {"recipe": {"precision": precision, **recipe(precision, method)}}
     if precision == "int8":
         dst = out_dir / "model.int8.onnx"
         _quantize(request, dst)
@@ -57,7 +58,8 @@ def _quantize(request: BuildRequest, dst: Path) -> None:
             "(BuildRequest.calibration); int8 engines are built from an explicitly quantized (Q/DQ) model"
         )
     try:
-        quantize_qdq(request.onnx_path, dst, request.calibration())
+        quantize_qdq(request.onnx_path, dst, request.calibration(),
+                     str(request.options.get("calibration_method", "minmax")))
     except QuantizationError as exc:
         raise BackendError(str(exc)) from None
 

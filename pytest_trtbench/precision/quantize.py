@@ -26,17 +26,44 @@ RECIPE = {
     "nodes": "with-weights",
     "bias": "float",
 }
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+"""ONNX Runtime's calibrators for int8 (``CalibrationMethod.MinMax`` / ``Entropy`` / ``Percentile``; its
+``Distribution`` calibrator is for float8 only). ``minmax`` is the default and keeps the recipe, and so the cache
+keys, it always had."""
+DEFAULT_CALIBRATION = "minmax"
+
+
+def recipe_for(method: str = DEFAULT_CALIBRATION) -> dict[str, str]:
+    """The int8 recipe with *method* as its calibration (part of the engine cache key)."""
+    if method not in CALIBRATION_METHODS:
+        raise ValueError(f"unknown calibration method {method!r}; choose from {', '.join(CALIBRATION_METHODS)}")
+    return {**RECIPE, "calibration": method}
 
 
 class QuantizationError(Exception):
     """Quantization failed; the message names the model and the cause."""
 
 
-def quantize_qdq(src: Path, dst: Path, calibration: Iterable[Mapping[str, np.ndarray]]) -> None:
-    """Write the Q/DQ int8 model of *src* to *dst*, calibrated on *calibration* feeds."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+def quantize_qdq(
+    src: Path, dst: Path, calibration: Iterable[Mapping[str, np.ndarray]], method: str = DEFAULT_CALIBRATION
+) -> None:
+    """Write the Q/DQ int8 model of *src* to *dst*, calibrated on *calibration* feeds with *method*
+    (:data:`CALIBRATION_METHODS`: ONNX Runtime's calibrator of that name, its default settings: entropy
+    128 bins, percentile 99.999 % of 2048 bins; activation ranges made symmetric for every method)."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    calibrate_method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                        "percentile": CalibrationMethod.Percentile}.get(method)
+    if calibrate_method is None:
+        raise QuantizationError(f"{src}: unknown calibration method {method!r}; choose from "
+                                f"{', '.join(CALIBRATION_METHODS)}")
     feeds = list(calibration)
     if not feeds:
         raise QuantizationError(f"{src}: int8 needs calibration data, and the suite's calibration gave none")
@@ -72,8 +99,10 @@ def quantize_qdq(src: Path, dst: Path, calibration: Iterable[Mapping[str, np.nda
             per_channel=True,
             op_types_to_quantize=list(QUANTIZED_OPS),
             nodes_to_quantize=weighted,
+            calibrate_method=calibrate_method,
             # biases stay float: TensorRT parses only 8-bit (and fp8/int4) DequantizeLinear inputs, not int32
-            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False},
+            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
+                           **({} if method == "minmax" else {"CalibTensorRangeSymmetric": True})},
         )
     except QuantizationError:
         raise
