@@ -30,6 +30,9 @@ SLACK_OF_LOSS, SLACK_OF_BUDGET = 0.5, 0.25
 """An accuracy regression: the loss vs the reference grew by more than 50 % of the stored loss, plus 25 % of
 the budget, plus one evaluation sample's worth (``1 / samples``)."""
 
+EPS = 1e-12
+"""Rounding room in the criterion: ``0.9 - 0.85`` is ``0.05000000000000004``, which a budget of 0.05 allows."""
+
 MetricFn = Callable[[Any, Any], float]
 
 
@@ -183,10 +186,10 @@ def judge(name: str, reference: float, engine: float, samples: int, tol: Toleran
         failures.append(f"{name} of the reference is {reference}: nothing to compare with")
     rel, absolute = budget(tol)
     if not failures:
-        if rel is not None and not result.relative_loss <= rel:
+        if rel is not None and not result.relative_loss <= rel + EPS:
             failures.append(f"{name} {engine:.4f} vs reference {reference:.4f}: relative loss "
                             f"{100 * result.relative_loss:.2f} % > max_relative_metric_loss {100 * rel:.2f} %")
-        if absolute is not None and not result.loss <= absolute:
+        if absolute is not None and not result.loss <= absolute + EPS:
             failures.append(f"{name} {engine:.4f} vs reference {reference:.4f}: loss {result.loss:.4f} > "
                             f"max_metric_loss {absolute:g}")
     return TaskMetric(name, reference, engine, samples, tuple(failures), output)

@@ -6,6 +6,8 @@ activations and per-channel symmetric weights, as TensorRT requires.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator, Mapping
 
@@ -89,21 +91,23 @@ def quantize_qdq(
         weighted = weighted_nodes(prepared)
         if not weighted:
             raise QuantizationError(f"{src}: no Conv/MatMul/Gemm with weights to quantize; int8 would change nothing")
-        quantize_static(
-            str(prepared),
-            str(dst),
-            _Reader(),
-            quant_format=QuantFormat.QDQ,
-            activation_type=QuantType.QInt8,
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-            op_types_to_quantize=list(QUANTIZED_OPS),
-            nodes_to_quantize=weighted,
-            calibrate_method=calibrate_method,
-            # biases stay float: TensorRT parses only 8-bit (and fp8/int4) DequantizeLinear inputs, not int32
-            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
-                           **({} if method == "minmax" else {"CalibTensorRangeSymmetric": True})},
-        )
+        # the entropy / percentile calibrators print their progress to stdout: not in the user's terminal
+        with contextlib.redirect_stdout(io.StringIO()):
+            quantize_static(
+                str(prepared),
+                str(dst),
+                _Reader(),
+                quant_format=QuantFormat.QDQ,
+                activation_type=QuantType.QInt8,
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                op_types_to_quantize=list(QUANTIZED_OPS),
+                nodes_to_quantize=weighted,
+                calibrate_method=calibrate_method,
+                # biases stay float: TensorRT parses only 8-bit (and fp8/int4) DequantizeLinear inputs, not int32
+                extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
+                               **({} if method == "minmax" else {"CalibTensorRangeSymmetric": True})},
+            )
     except QuantizationError:
         raise
     except Exception as exc:  # onnxruntime raises bare Exceptions of many kinds here
