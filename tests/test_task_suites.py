@@ -91,6 +91,21 @@ def test_entropy_calibration_keeps_the_full_range_with_ort_defaults(scales: dict
     assert scales["entropy"] == pytest.approx(scales["minmax"], rel=0.02)
 
 
+@pytest.mark.parametrize("method", ["entropy", "percentile"])
+def test_histogram_methods_take_batches_of_different_sizes(tmp_path: Path, method: str) -> None:
+    # 256 samples in batches of 100 end with 56: ORT's histogram collectors stack batches and fail on that alone;
+    # the recipe re-cuts them into batches of the gcd (4), every sample kept
+    from pytest_trtbench.precision.quantize import uniform_batches
+
+    _matmul_model(tmp_path / "m.onnx")
+    data = np.random.default_rng(2).normal(size=(256, 8)).astype(np.float32)
+    feeds = [{"x": data[i:i + 100]} for i in range(0, 256, 100)]
+    recut = uniform_batches(feeds)
+    assert {len(f["x"]) for f in recut} == {4} and np.array_equal(np.concatenate([f["x"] for f in recut]), data)
+    quantize_qdq(tmp_path / "m.onnx", tmp_path / "q.onnx", feeds, method)
+    assert _input_scale(tmp_path / "q.onnx") > 0
+
+
 def test_the_method_is_part_of_the_recipe_and_minmax_keeps_the_old_one() -> None:
     assert recipe("int8") == RECIPE == {
         "format": "QDQ", "activations": "int8-symmetric", "weights": "int8-per-channel-symmetric",

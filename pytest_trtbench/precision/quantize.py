@@ -67,6 +67,8 @@ def quantize_qdq(
         raise QuantizationError(f"{src}: unknown calibration method {method!r}; choose from "
                                 f"{', '.join(CALIBRATION_METHODS)}")
     feeds = list(calibration)
+    if method != "minmax":
+        feeds = uniform_batches(feeds)
     if not feeds:
         raise QuantizationError(f"{src}: int8 needs calibration data, and the suite's calibration gave none")
 
@@ -114,6 +116,25 @@ def quantize_qdq(
         raise QuantizationError(f"{src}: int8 Q/DQ quantization failed: {type(exc).__name__}: {exc}") from exc
     finally:
         prepared.unlink(missing_ok=True)
+
+
+def uniform_batches(feeds: list[Mapping[str, np.ndarray]]) -> list[Mapping[str, np.ndarray]]:
+    """*feeds* re-cut into batches of one size (the gcd of theirs; no sample dropped): ONNX Runtime's histogram
+    calibrators (entropy, percentile) stack every batch's activations into one array, which fails on batches of
+    different sizes (256 images in batches of 100 end with 56). Feeds whose samples differ in shape are kept."""
+    import math
+
+    import numpy as np
+
+    sizes = {len(next(iter(f.values()))) for f in feeds if f}
+    shapes = {tuple((name, a.shape[1:]) for name, a in sorted(f.items())) for f in feeds if f}
+    if len(sizes) <= 1 or len(shapes) != 1:
+        return feeds
+    step = math.gcd(*sizes)
+    names = list(feeds[0])
+    stacked = {name: np.concatenate([np.asarray(f[name]) for f in feeds]) for name in names}
+    total = len(stacked[names[0]])
+    return [{name: stacked[name][i:i + step] for name in names} for i in range(0, total, step)]
 
 
 def weighted_nodes(path: Path) -> list[str]:
