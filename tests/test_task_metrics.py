@@ -225,3 +225,28 @@ def test_bad_task_declarations_are_suite_errors(extra: dict[str, Any], message: 
 def test_an_evaluation_only_dataset_keeps_the_suites_calibration() -> None:
     Suite(model=_factory, inputs=[Input("x", ("batch", 4))], data=Dataset(evaluation=_batches(2)),
           calibration=lambda: []).validate()
+
+
+def test_without_a_live_reference_the_stored_reference_metric_is_used() -> None:
+    from pytest_trtbench.task_data import reference_metric
+
+    suite = _suite(Dataset(evaluation=_batches(2)))
+    data = load_task_data(suite)
+    stored = {"name": "top1", "reference": 0.8, "engine": 0.79}
+    assert reference_metric(suite, None, data, "y", stored, "b.json") == 0.8
+    with pytest.raises(SuiteError, match=r"suite test_data: no live reference and no stored top1 in b\.json: record "
+                                         "the baseline once where the reference runs"):
+        reference_metric(suite, None, data, "y", {**stored, "name": "top5"}, "b.json")
+
+
+@pytest.mark.parametrize(("metric", "message"), [
+    (lambda outputs, labels: "high", "metric <lambda> returned str, not a number; return a float (higher is better)"),
+    (lambda outputs, labels: 1 / 0, "metric <lambda> failed on outputs [2, 3] and labels [2]: ZeroDivisionError"),
+])
+def test_a_broken_metric_callable_is_one_line(metric: Any, message: str) -> None:
+    from pytest_trtbench.task_metrics import compute
+
+    name, fn = resolve(metric)
+    with pytest.raises(SuiteError) as info:
+        compute(name, fn, np.zeros((2, 3)), np.zeros(2), "suite test_data")
+    assert str(info.value).startswith("suite test_data: ") and message in str(info.value)
