@@ -40,7 +40,7 @@ from pytest_trtbench import Input, Suite  # noqa: E402
 from pytest_trtbench.inputs import calibration_feeds  # noqa: E402
 from pytest_trtbench.precision.quantize import CALIBRATION_METHODS, quantize_qdq  # noqa: E402
 
-METHODS = CALIBRATION_METHODS
+METHODS = list(CALIBRATION_METHODS)
 
 
 def digits_suite_module() -> Any:
@@ -144,7 +144,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--provider", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--methods", nargs="+", choices=CALIBRATION_METHODS, default=list(CALIBRATION_METHODS),
+                        help="entropy (a KL search over 2048 bins per tensor, in Python) takes ~8 s per model here")
     args = parser.parse_args()
+    METHODS[:] = args.methods
     import onnxruntime as ort
     import torch
 
@@ -163,7 +166,7 @@ def main() -> None:
         detector_reference, detector = detector_rows(Path(tmp), args.provider)
     lines = [
         f"# int8 calibration sources on the digits suite ({args.provider})", "",
-        f"- command: `python benchmarks/calibration_sources.py --provider {args.provider}`",
+        f"- command: `python benchmarks/calibration_sources.py --provider {args.provider} --methods {' '.join(METHODS)}`",
         f"- date (UTC): {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M}",
         f"- machine: {platform.machine()}, {platform.processor() or platform.platform()}; onnxruntime "
         f"{ort.__version__}, torch {torch.__version__}",

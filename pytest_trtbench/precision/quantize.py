@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
 if TYPE_CHECKING:
     import numpy as np
@@ -39,7 +39,15 @@ def recipe_for(method: str = DEFAULT_CALIBRATION) -> dict[str, str]:
     """The int8 recipe with *method* as its calibration (part of the engine cache key)."""
     if method not in CALIBRATION_METHODS:
         raise ValueError(f"unknown calibration method {method!r}; choose from {', '.join(CALIBRATION_METHODS)}")
-    return {**RECIPE, "calibration": method}
+    extra = {"entropy_bins": f"{ENTROPY_BINS}/{ENTROPY_QUANTIZED_BINS}"} if method == "entropy" else {}
+    return {**RECIPE, "calibration": method, **extra}
+
+
+ENTROPY_BINS, ENTROPY_QUANTIZED_BINS = 2048, 128
+"""The entropy calibrator's histogram, as TensorRT's entropy calibrator has it. ``quantize_static`` passes no bin
+count to ONNX Runtime's entropy calibrator (it gets 128 and 128, which leaves its KL search a single candidate, the
+full range: the same ranges as minmax), so the ranges are computed by ``create_calibrator`` with these counts and
+handed to ``quantize_static`` as ``TensorQuantOverrides`` (``rmin`` / ``rmax`` per tensor)."""
 
 
 class QuantizationError(Exception):
@@ -84,6 +92,7 @@ def quantize_qdq(
             self._it = iter(feeds)
 
     prepared = dst.with_name(dst.stem + ".pre.onnx")
+    overrides: dict[str, Any] = {}
     try:
         # the pre-processing ONNX Runtime recommends: symbolic shape inference and graph cleanup
         try:
@@ -95,6 +104,9 @@ def quantize_qdq(
             raise QuantizationError(f"{src}: no Conv/MatMul/Gemm with weights to quantize; int8 would change nothing")
         # the entropy / percentile calibrators print their progress to stdout: not in the user's terminal
         with contextlib.redirect_stdout(io.StringIO()):
+            if method == "entropy":
+                overrides = entropy_ranges(prepared, _Reader())
+                calibrate_method = CalibrationMethod.MinMax  # its ranges are replaced by the entropy ones
             quantize_static(
                 str(prepared),
                 str(dst),
@@ -108,7 +120,8 @@ def quantize_qdq(
                 calibrate_method=calibrate_method,
                 # biases stay float: TensorRT parses only 8-bit (and fp8/int4) DequantizeLinear inputs, not int32
                 extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
-                               **({} if method == "minmax" else {"CalibTensorRangeSymmetric": True})},
+                               **({} if method == "minmax" else {"CalibTensorRangeSymmetric": True}),
+                               **({"TensorQuantOverrides": overrides} if overrides else {})},
             )
     except QuantizationError:
         raise
@@ -116,6 +129,28 @@ def quantize_qdq(
         raise QuantizationError(f"{src}: int8 Q/DQ quantization failed: {type(exc).__name__}: {exc}") from exc
     finally:
         prepared.unlink(missing_ok=True)
+
+
+def entropy_ranges(model: Path, reader: Any) -> dict[str, list[dict[str, Any]]]:
+    """Per activation tensor of the weighted ops, the KL-divergence (entropy) range over *reader*'s feeds with
+    :data:`ENTROPY_BINS` / :data:`ENTROPY_QUANTIZED_BINS`, as ``TensorQuantOverrides``."""
+    import tempfile
+
+    import numpy as np
+    from onnxruntime.quantization import CalibrationMethod, create_calibrator
+
+    with tempfile.TemporaryDirectory(prefix="trtbench-entropy-") as tmp:
+        calibrator = create_calibrator(
+            str(model), list(QUANTIZED_OPS), augmented_model_path=str(Path(tmp) / "augmented.onnx"),
+            calibrate_method=CalibrationMethod.Entropy,
+            extra_options={"num_bins": ENTROPY_BINS, "num_quantized_bins": ENTROPY_QUANTIZED_BINS, "symmetric": True},
+        )
+        calibrator.collect_data(reader)
+        ranges = calibrator.compute_data()
+        del calibrator
+    return {name: [{"rmin": np.float32(np.asarray(td.range_value[0]).min()),
+                    "rmax": np.float32(np.asarray(td.range_value[1]).max())}]
+            for name, td in ranges.data.items()}
 
 
 def uniform_batches(feeds: list[Mapping[str, np.ndarray]]) -> list[Mapping[str, np.ndarray]]:
