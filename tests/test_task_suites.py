@@ -273,3 +273,26 @@ def test_the_shipped_digits_file_is_the_uci_test_set() -> None:
         raw = np.loadtxt(f, delimiter=",")
     assert raw.shape == (1797, 65) and raw[:, :64].min() == 0 and raw[:, :64].max() == 16
     assert sorted(np.bincount(raw[:, 64].astype(int)).tolist())[0] >= 170   # 10 classes, ~180 images each
+
+
+def test_the_shipped_digits_suite_passes_under_xdist_with_its_task_metric(tmp_path: Path) -> None:
+    """suites/test_digits.py in a subprocess with two workers (the task metric travels in the outcome's JSON),
+    own baselines and cache; what the README says: fp32 and int8 within the 1 % top-1 budget."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("xdist")
+    repo = DIGITS.parents[2]
+    report = tmp_path / "r.csv"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "suites/test_digits.py", "--trt-gpu=cpu", "--trt-backend=onnxruntime",
+         f"--trt-cache-dir={tmp_path / 'cache'}", f"--trt-baseline-dir={tmp_path / 'baselines'}",
+         f"--trt-report={report}", "-p", "no:cacheprovider", "-n", "2", "-W", "error"],
+        cwd=repo, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    rows = _rows(report)
+    assert sorted(rows) == ["onnxruntime-fp32-b1", "onnxruntime-fp32-b32", "onnxruntime-int8-b1", "onnxruntime-int8-b32"]
+    for row in rows.values():
+        assert row["status"] == "new" and row["task_metric"] == "top1"
+        assert float(row["task_metric_reference"]) > 0.9 and float(row["task_metric_relative_loss"]) <= 0.01
