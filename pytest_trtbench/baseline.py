@@ -55,8 +55,8 @@ def _migrate(data: dict[str, Any], path: Path) -> dict[str, Any]:
         data["schema_version"] = 3
         version = 3
     if version == 3:
-        # v4 adds an optional "task_metric" per entry (Suite(data=...): name, reference, engine, samples);
-        # a v3 entry has none, and nothing else changed
+        # v4 adds optional per-entry data, nothing else changed: "task_metric" (Suite(data=...): name, reference,
+        # engine, samples) and "layers" (a compact per-layer profile, pytest_trtbench.layer_profile); v3 has neither
         data["schema_version"] = 4
         version = 4
     if version != SCHEMA_VERSION:
@@ -141,6 +141,7 @@ def make_entry(
         "environment": dict(environment),
         "shapes": outcome.case.shapes,
         **({"task_metric": outcome.task.stored()} if outcome.task is not None else {}),
+        **({"layers": outcome.layers.profile.to_json()} if outcome.layers and outcome.layers.profile else {}),
     }
 
 

@@ -7,6 +7,7 @@ import math
 from typing import Any, Mapping
 
 from pytest_trtbench.baseline import BaselineError
+from pytest_trtbench.layer_report import stored_profile_problem
 
 REFRESH = "fix the entry (git diff / git checkout the file) or re-record it with --trt-update-baselines"
 
@@ -104,7 +105,7 @@ def entry_problem(entry: Any) -> str:
     env = entry.get("environment", {})
     if not _object(env) or not isinstance(env.get("device_name", ""), str):
         return "'environment.device_name' must be a string"
-    for check in (_accuracy_problem, _latency_problem, _golden_problem, _task_problem):
+    for check in (_accuracy_problem, _latency_problem, _golden_problem, _task_problem, stored_profile_problem):
         problem = check(entry)
         if problem:
             return problem

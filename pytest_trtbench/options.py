@@ -40,6 +40,7 @@ FUZZ_SEED = "--trt-fuzz-seed"
 BUILD_OPTION = "--trt-build-option"
 CACHE_MAX_SIZE = "--trt-cache-max-size"
 CUDA = "--trt-cuda"
+PROFILE_LAYERS = "--trt-profile-layers"
 
 DEFAULT_CACHE_DIR = ".trtbench-cache"
 
@@ -221,6 +222,8 @@ _FLAGS = [
     (NO_LATENCY_GATE, f"do not gate latency (alias of {LATENCY_GATE}=off)"),
     (STRICT, "fail cases that have no baseline yet"),
     (BUILD_ONLY, "build and cache engines, execute nothing"),
+    (PROFILE_LAYERS, "per-layer profile of every executed case (always done for slower cases and on "
+     "--trt-update-baselines, which stores it)"),
 ]
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from pytest_trtbench import verdict as V
 from pytest_trtbench.compare import OutputComparison
+from pytest_trtbench.layer_report import LayerReport
 from pytest_trtbench.regression import BlockSummary, LatencyDecision
 from pytest_trtbench.task_metrics import TaskMetric
 
@@ -193,6 +194,8 @@ class CaseOutcome:
     """What :mod:`pytest_trtbench.normalize` changed in the suite's ONNX file for this case (empty: nothing)."""
     task: TaskMetric | None = None
     """``Suite(data=...)`` only: the task metric of the reference and the engine on the evaluation data."""
+    layers: LayerReport | None = None
+    """The per-layer profile (and, for a slower case, its diff against the baseline's): :mod:`layer_report`."""
     nodeid: str = ""
     """The pytest node id, set where the report is received (not part of the JSON)."""
 
@@ -222,6 +225,7 @@ class CaseOutcome:
             "latency_check": self.latency_check.to_json(), "message": self.message,
             "baseline_entry": self.baseline_entry, "fuzz": asdict(self.fuzz) if self.fuzz is not None else None,
             "model_normalized": self.model_normalized, "task": self.task.to_json() if self.task is not None else None,
+            "layers": self.layers.to_json() if self.layers is not None else None,
         }
 
     @classmethod
@@ -235,4 +239,5 @@ class CaseOutcome:
             baseline_entry=data.get("baseline_entry"), fuzz=FuzzSummary(**data["fuzz"]) if data.get("fuzz") else None,
             model_normalized=data.get("model_normalized", ""),
             task=TaskMetric.from_json(data["task"]) if data.get("task") else None,
+            layers=LayerReport.from_json(data["layers"]) if data.get("layers") else None,
         )

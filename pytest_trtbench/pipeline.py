@@ -19,6 +19,7 @@ from pytest_trtbench.backends.base import BackendError
 from pytest_trtbench.baseline import BaselineError, make_entry
 from pytest_trtbench.compare import OutputComparison, accuracy_regressions, compare_output, compare_outputs
 from pytest_trtbench.inputs import fingerprint, sample_at
+from pytest_trtbench.layer_report import due, layer_stage
 from pytest_trtbench.measure import LatencyResult
 from pytest_trtbench.outcome import CaseInfo, CaseOutcome, EngineInfo, LatencyCheck, LatencySummary
 from pytest_trtbench.precision import REDUCED_PRECISIONS
@@ -128,6 +129,9 @@ def _stages(case: Case, res: CaseResources, outcome: CaseOutcome) -> Iterator[Ca
             latency, baseline, settings, res.environment(), lambda: res.measure(case, engine, feeds)
         )
         outcome = replace(outcome, latency=LatencySummary.of(latency), latency_check=check)
+        yield outcome
+    if due(profile_layers=settings.profile_layers, update_baselines=settings.update_baselines, check=outcome.latency_check):
+        outcome = replace(outcome, layers=layer_stage(engine, feeds, baseline, outcome.latency_check))  # after timing
         yield outcome
     yield finish(case, res, outcome, regressions, has_baseline=bool(baseline))
 

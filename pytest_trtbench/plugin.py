@@ -35,6 +35,7 @@ from pytest_trtbench.options import (
     MIN_BLOCK_ITERS,
     MIN_BLOCK_S,
     NO_LATENCY_GATE,
+    PROFILE_LAYERS,
     REBUILD,
     REPORT,
     SIZE,
@@ -179,6 +180,7 @@ class TrtBenchPlugin:
                 build_options=build_options(config),
                 cuda=checked_cuda(get_option(config, CUDA), device,
                                   executes=not (build_only or config.getoption("collectonly"))),
+                profile_layers=bool(get_option(config, PROFILE_LAYERS)),
             )
         return self._settings
 

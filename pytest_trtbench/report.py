@@ -126,6 +126,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("task_metric_reference", "number", lambda o: o.task.reference if o.task is not None else NAN),
     Column("task_metric_engine", "number", lambda o: o.task.engine if o.task is not None else NAN),
     Column("task_metric_relative_loss", "number", lambda o: o.task.relative_loss if o.task is not None else NAN),
+    Column("top_layer_deltas", "text", lambda o: o.layers.csv_cell() if o.layers is not None else ""),
 )
 """The report's columns, in CSV order. A new metric: a field on the outcome and one line here."""
 
@@ -158,6 +159,7 @@ def failure_text(outcome: CaseOutcome) -> str:
             f"  latency: median {outcome.latency.median_ms:.4f} ms vs baseline {check.baseline_ms:.4f} ms "
             f"({check.change_pct:+.1f} %), CoV {outcome.latency.cov_pct:.1f} %"
         )
+        lines += outcome.layers.failure_lines() if outcome.layers is not None else []
     lines.append(f"  baseline: {outcome.baseline_file}")
     lines.append(
         f"  if this change is intended, update it: pytest {case.source_file or '<suite file>'} "

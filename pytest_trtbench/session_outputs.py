@@ -67,12 +67,12 @@ def write_report(rows: Sequence[Mapping[str, Any]], path: Path) -> list[str]:
     return []
 
 
-def append_step_summary(path: str, gpu: str, rows: Sequence[Mapping[str, Any]]) -> list[str]:
+def append_step_summary(path: str, gpu: str, rows: Sequence[Mapping[str, Any]], extra: str = "") -> list[str]:
     from pytest_trtbench.report import markdown_table
 
     try:
         with open(path, "a", encoding="utf-8") as f:
-            f.write(f"### pytest-trtbench ({gpu})\n\n{markdown_table(rows)}\n")
+            f.write(f"### pytest-trtbench ({gpu})\n\n{markdown_table(rows)}\n{extra}")
     except OSError as exc:
         return [f"GITHUB_STEP_SUMMARY not written to {path}: {exc}"]
     return []
@@ -102,7 +102,9 @@ def write_session_outputs(results: Sequence[CaseOutcome], report: Path | None, *
         failures += write_report(rows, report)
     summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary_file:
-        failures += append_step_summary(summary_file, gpu, rows)
+        from pytest_trtbench.layer_report import markdown_section
+
+        failures += append_step_summary(summary_file, gpu, rows, markdown_section(results))
     return written, failures
 
 

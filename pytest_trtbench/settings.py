@@ -24,6 +24,8 @@ class Settings:
     rebuild: bool = False
     confirm: int = 1
     history: int = 10
+    profile_layers: bool = False
+    """``--trt-profile-layers``: a per-layer profile for every executed case (:mod:`pytest_trtbench.layer_report`)."""
     build_options: Mapping[str, Any] = field(default_factory=dict)
     """``--trt-build-option`` / ini ``trt_build_option``, checked (:mod:`pytest_trtbench.build_options`)."""
     cuda: str = "auto"

@@ -89,6 +89,10 @@ class Engine(Protocol):
 
     def close(self) -> None: ...
 
+    # Optional, looked up with ``getattr`` by :func:`pytest_trtbench.layer_profile.capture`:
+    # ``layer_profile(feeds, runs) -> LayerProfile``: per-layer times from a profiled session / context that is
+    # not the timed one (ONNX Runtime: ``backends/ort_profile.py``; TensorRT: ``backends/tensorrt/profiler.py``).
+
 
 class Backend(Protocol):
     """Builds and loads engines of one kind (ONNX Runtime, TensorRT, ...)."""

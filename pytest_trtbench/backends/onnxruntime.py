@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from pytest_trtbench.cuda.layer import CudaLayer, DeviceBuffer, Stream
+    from pytest_trtbench.layer_profile import LayerProfile
 
 ENGINE_FILE = "model.onnx"
 ENGINE_FORMAT = "source-model-optimized-at-load"
@@ -190,6 +191,13 @@ class OnnxRuntimeEngine:
 
     def prepare(self, feeds: Mapping[str, np.ndarray]) -> OnnxRuntimeLaunch:
         return OnnxRuntimeLaunch(self.session, feeds, self.output_names, self.device, engine=self)
+
+    def layer_profile(self, feeds: Mapping[str, np.ndarray], runs: int) -> LayerProfile:
+        """Per-node times from a separate profiled session (never this timed one): ``backends/ort_profile.py``."""
+        from pytest_trtbench.backends.ort_profile import ort_layer_profile
+
+        return ort_layer_profile(self.path, _providers(self.device, self.precision), feeds, runs,
+                                 isolated=self.device.kind == "cuda")
 
     def cuda_graph(self, feeds: Mapping[str, np.ndarray]) -> CudaGraphSession | str:
         """A CUDA-graph session for timing at the shapes of *feeds*, or why there is none.

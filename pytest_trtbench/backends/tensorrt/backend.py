@@ -131,4 +131,6 @@ class TensorRTBackend:
             cuda = cuda_layer(request.cuda)
         except CudaLayerError as exc:
             raise BackendError(str(exc)) from None
-        return deserialize(flavor, path, blob, runtime, logger, request.profiles, cuda)
+        engine = deserialize(flavor, path, blob, runtime, logger, request.profiles, cuda)
+        engine.layer_types = {str(layer.get("name")): str(layer.get("type")) for layer in metadata.get("layers") or []}
+        return engine

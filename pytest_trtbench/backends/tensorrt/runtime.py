@@ -37,6 +37,8 @@ PLACEHOLDER_BYTES = 256
 if TYPE_CHECKING:
     import numpy as np
 
+    from pytest_trtbench.layer_profile import LayerProfile
+
 
 def checked_engine(flavor: TensorRTFlavor, path: Path) -> tuple[bytes, Any, Any]:
     """The engine file's bytes, a runtime and its logger; :class:`BackendError` when the header is bad."""
@@ -106,6 +108,7 @@ class TensorRTEngine:
         # id(context) -> the Launch whose buffers it has. The Launch itself, not its id: a collected launch's id can be
         # reused by a new one (the rebind would be skipped), and holding it keeps the bound buffers alive.
         self.bound: dict[int, TensorRTLaunch] = {}
+        self.layer_types: dict[str, str] = {}  # layer name -> type, from the build (layer profiles' op types)
         self._per_context = int(engine.device_memory_size_v2)  # max over all profiles (kSTATIC)
         self.device_memory: dict[str, Any] = {  # what the contexts hold (read by benchmarks/trt_first_run.py)
             "context_device_memory_bytes": [self._per_context] * count,
@@ -182,6 +185,18 @@ class TensorRTEngine:
         if name in self.host_tensors:
             return Tensor(shape, dtype, host=np.empty(shape, dtype))
         return Tensor(shape, dtype, device=self.cuda.alloc(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize))
+
+    def layer_profile(self, feeds: Mapping[str, np.ndarray], runs: int) -> LayerProfile:
+        """Per-layer times through ``IProfiler`` on a context of its own (``profiler.py``); never a timed context."""
+        from pytest_trtbench.backends.tensorrt.profiler import tensorrt_layer_profile
+
+        launch = self.prepare(feeds)
+        context = self._new_context(launch._index, builtin_graphs=False)
+        try:
+            return tensorrt_layer_profile(self._trt, f"{self._flavor.label} IProfiler", launch, context, runs,
+                                          self.layer_types)
+        finally:
+            self.bound.pop(id(context), None)
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         launch = self.prepare(feeds)
