@@ -210,7 +210,10 @@ def reading(diff: LayerDiff) -> str:
         running += d.delta_us
         if running >= 0.5 * total:
             break
-    return f"{_ms(running, True)} of {_ms(total, True)} is spread over {len(picked)} layers ({_ops(picked)})"
+    if len(picked) <= 3:
+        names = " and ".join(f"{d.label()} ({d.op}{', new' if d.kind == NEW else ''})" for d in picked)
+        return _share_of(running, total, f"{len(picked)} layers: {names}")
+    return _share_of(running, total, f"{len(picked)} layers ({_ops(picked)}), the largest {picked[0].label()}")
 
 
 def text_lines(diff: LayerDiff, top: int = 5) -> list[str]:

@@ -167,6 +167,14 @@ def test_one_slower_layer_is_named_with_its_ratio() -> None:
     assert reading(diff) == "+0.300 ms of +0.300 ms is in /b1/fc1/MatMul (MatMul), 100.0 -> 400.0 µs (x4.0)"
 
 
+def test_a_slowdown_shared_by_two_layers_names_both() -> None:
+    now = {**BASE, "/b1/fc1/MatMul": ("MatMul", 350.0), "/b1/fc2/MatMul": ("MatMul", 340.0),
+           "/b0/fc1/MatMul": ("MatMul", 200.0)}
+    diff = diff_profiles(profile(BASE).compact(), profile(now))
+    assert reading(diff) == ("+0.490 ms of +0.590 ms is in 2 layers: /b1/fc1/MatMul (MatMul) and "
+                             "/b1/fc2/MatMul (MatMul)")
+
+
 def test_renamed_layers_match_by_op_type_and_position_and_are_flagged_uncertain() -> None:
     renamed = {f"layer_{i}": value for i, value in enumerate(BASE.values())}
     renamed["layer_3"] = ("MatMul", 250.0)  # the 3rd MatMul, /b1/fc1/MatMul before the rebuild, got slower
