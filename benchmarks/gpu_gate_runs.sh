@@ -1,69 +1,100 @@
 #!/usr/bin/env bash
-# The latency gate on real GPUs (issue 9's "Measure" list), on a host with 2 GPUs (nvidia-h200-x2):
-# "machine A" is GPU 0, "machine B" is GPU 1 (CUDA_VISIBLE_DEVICES; their UUIDs differ, so the machine
-# hashes differ). Every run is a separate pytest process over every full-size suite case on ONNX Runtime.
+# The latency gate on real GPUs (issue 9's "Measure" list) on one host with 4 GPUs (nvidia-h200-x4); every
+# GPU is "a machine" (their UUIDs differ, so the machine hashes differ). Every run is a separate pytest
+# process on ONNX Runtime CUDA at full size and writes a JSON report (--trt-report=RUN.json: rows, timed
+# blocks, the gate's check), which benchmarks/gate_analysis.py reads.
 #
-#   bash benchmarks/gpu_gate_runs.sh record SECONDS   # build engines, record K=1 baselines on GPU 0, then gate
-#                                                     # runs on GPU 0 and GPU 1 in parallel until SECONDS
-#   bash benchmarks/gpu_gate_runs.sh more SECONDS     # one -n auto run over both GPUs, power samples on GPU 1
-#                                                     # (record_knob_blocks.py) while GPU 0 gates, until SECONDS
+#   bash benchmarks/gpu_gate_runs.sh main SECONDS   # the schedule below, stopped at SECONDS
+#   bash benchmarks/gpu_gate_runs.sh nauto SECONDS  # after "main" on the same machine: one -n auto run over
+#                                                   # GPUs 2 and 3 (one worker per GPU) against main's records
+#   GATE_DRY=1 bash benchmarks/gpu_gate_runs.sh main 120   # CPU dry run (--trt-gpu=cpu, tiny subset)
 #
-# Results go to $RES (default /tmp/gate-res): CSV reports, junit XML, logs. Analyse with
-# benchmarks/gate_analysis.py. The committed results (benchmarks/results/gate_h200x2/) were recorded when
-# every case's block summaries travelled in its junit "trtbench" user property; since main's 3c5cd87 results
-# travel on the call report instead and the junit XML carries none, so the offline replay needs another
-# source of blocks (not done: no GPU time was left to re-run).
+# The full-size cases are split in four groups that take similar time (B: BERT, G5 / G1: GPT-2 at seq 512 /
+# 128, R: the rest). "main": each group is recorded once (--trt-update-baselines, K = 1) on its own GPU and
+# gated there 4 more times (5 processes of every case on one GPU: the stability target; within-machine
+# false alarms); GPUs 0 and 2 then gate other groups (out of sample: cross-machine false alarms; B, G1,
+# R, G5 each once) while GPU 3 records the depth-knob samples (record_knob_blocks.py). A job starts only if
+# it can end before SECONDS; each runs under `timeout`, so results come back even when cut.
+# Results: $RES (default /tmp/gate-res): RUN.json, RUN.log, knob_samples.json, nvidia_smi_*.csv.
 set -uo pipefail
 part=$1
 budget=${2:-540}
 RES=${RES:-/tmp/gate-res}
 CACHE=${CACHE:-/tmp/trtcache}
-BL=${BL:-/tmp/bl-gpu0}
+BL=${BL:-/tmp/bl-gate}
 mkdir -p "$RES"
 export PYTHONUNBUFFERED=1
-SUITES=(suites/test_bert.py suites/test_gpt2.py suites/test_resnet.py suites/test_segmentation.py suites/test_mlp.py
-        suites/test_cnn.py suites/test_encoder.py suites/test_byo_onnx.py)
-COMMON=(--trt-gpu=h200 --trt-size=full --trt-backend=onnxruntime --trt-cache-dir="$CACHE" --trt-baseline-dir="$BL"
-        --trt-energy-s=0 -p no:cacheprovider -q -o junit_family=xunit1)
+declare -A GROUP EST
+if [[ -n "${GATE_DRY:-}" ]]; then  # CPU: the schedule's plumbing on two tiny suites
+  GROUP=([B]="suites/test_mlp.py" [G5]="suites/test_cnn.py -k b8" [G1]="suites/test_cnn.py -k b1"
+         [R]="suites/test_byo_onnx.py")
+  EST=([B]=10 [G5]=10 [G1]=10 [R]=10)
+  COMMON=(--trt-gpu=cpu --trt-latency-gate=on)
+  KNOB=(--smoke --runs 2)
+else
+  GROUP=([B]="suites/test_bert.py" [G5]="suites/test_gpt2.py -k seq512" [G1]="suites/test_gpt2.py -k seq128"
+         [R]="suites/test_resnet.py suites/test_segmentation.py suites/test_mlp.py suites/test_cnn.py suites/test_encoder.py suites/test_byo_onnx.py")
+  EST=([B]=85 [G5]=95 [G1]=55 [R]=55)  # seconds per process on an H200 (junit times of the x2 runs + start)
+  COMMON=(--trt-gpu=h200 --trt-size=full --trt-energy-s=0)
+  KNOB=(--runs 40)
+fi
+COMMON+=(--trt-backend=onnxruntime --trt-cache-dir="$CACHE" --trt-baseline-dir="$BL" -p no:cacheprovider -q)
+PLUGIN=()  # the device has no installed entry point: load the plugin by name there
+python3 -c "import importlib.metadata as m, sys; sys.exit(any(e.name == 'trtbench' for e in m.entry_points(group='pytest11')))" \
+  && PLUGIN=(-p pytest_trtbench.plugin)
 
-suite_run() {  # suite_run NAME [pytest args...]: one process, report + junit + log named NAME
-  local name=$1; shift
+job() {  # job GPU(S) NAME GROUP [pytest args...]: one pytest process, if it can end in time
+  local gpus=$1 name=$2 group=$3; shift 3
+  local left=$(( budget - SECONDS ))
+  if (( left < ${EST[$group]:-60} + 5 )); then echo "$name: skipped ($left s left)"; return 1; fi
   local t0=$SECONDS
-  timeout $(( budget - SECONDS + 20 )) python3 -m pytest "${SUITES[@]}" "${COMMON[@]}" --trt-report="$RES/$name.csv" \
-    --junitxml="$RES/$name.xml" "$@" > "$RES/$name.log" 2>&1
-  local rc=$?
-  echo "$name rc=$rc $((SECONDS - t0)) s $(tail -n 1 "$RES/$name.log")"
+  # shellcheck disable=SC2086  # GROUP holds several words on purpose
+  CUDA_VISIBLE_DEVICES=$gpus timeout "$left" python3 -m pytest "${PLUGIN[@]}" ${GROUP[$group]} "${COMMON[@]}" \
+    --trt-report="$RES/$name.json" "$@" > "$RES/$name.log" 2>&1
+  echo "$name rc=$? $((SECONDS - t0)) s (t=$SECONDS) $(tail -n 1 "$RES/$name.log")"
 }
 
-gate_loop() {  # gate_loop GPU PREFIX: gate runs on one GPU until the budget would be overrun
-  local gpu=$1 prefix=$2 i=1 last=0
-  while (( SECONDS + last + 10 < budget )); do
-    local t0=$SECONDS
-    CUDA_VISIBLE_DEVICES=$gpu suite_run "${prefix}_run$i"
-    last=$((SECONDS - t0)); i=$((i + 1))
-  done
+wait_for() {  # wait_for GROUP: until its record run has finished
+  while [[ ! -e "$RES/.recorded_$1" ]] && (( SECONDS < budget )); do sleep 2; done
+}
+
+lane() {  # lane GPU GROUP [CROSS_GROUP...]: record GROUP, gate it 4x here, then gate the others here
+  local gpu=$1 group=$2; shift 2
+  job "$gpu" "rec_${group}_gpu$gpu" "$group" --trt-update-baselines
+  touch "$RES/.recorded_$group"
+  for i in 2 3 4 5; do job "$gpu" "${group}_gpu${gpu}_r$i" "$group" || break; done
+  for other in "$@"; do wait_for "$other"; job "$gpu" "${other}_gpu${gpu}_x" "$other" || break; done
+}
+
+knob() {  # knob GPU: depth-knob samples until the budget (the script saves after every run)
+  local left=$(( budget - SECONDS - 5 ))
+  (( left > 60 )) || { echo "knob: skipped ($left s left)"; return; }
+  CUDA_VISIBLE_DEVICES=$1 timeout "$left" python3 benchmarks/record_knob_blocks.py "${KNOB[@]}" \
+    --out "$RES/knob_samples.json" > "$RES/knob.log" 2>&1
+  echo "knob rc=$? $(tail -n 1 "$RES/knob.log")"
 }
 
 nvidia-smi --query-gpu=index,name,uuid,driver_version,clocks.sm,clocks.mem,temperature.gpu,utilization.gpu \
   --format=csv > "$RES/nvidia_smi_$part.csv" 2>&1
 case "$part" in
-  record)
-    rm -rf "$BL"
-    CUDA_VISIBLE_DEVICES=0 suite_run gpu0_record --trt-update-baselines
-    gate_loop 0 gpu0 &
-    gate_loop 1 gpu1 &
+  main)
+    rm -rf "$BL" "$RES"/.recorded_*
+    lane 0 B G1 &
+    lane 1 G5 &
+    lane 2 G1 B R G5 &
+    { lane 3 R; knob 3; } &
     wait
     ;;
-  more)
-    suite_run nauto_run1 -n auto
-    CUDA_VISIBLE_DEVICES=1 timeout $((budget - SECONDS - 20)) python3 benchmarks/record_knob_blocks.py \
-      --out "$RES/knob_samples.json" > "$RES/knob.log" 2>&1 &
-    gate_loop 0 gpu0b &
-    wait
-    tail -n 3 "$RES/knob.log"
+  nauto)  # after "main" on the same machine: baselines in $BL, engines in $CACHE
+    for g in B G5 G1 R; do touch "$RES/.recorded_$g"; done
+    EST[ALL]=$(( EST[B] + EST[G5] + EST[G1] + EST[R] ))
+    GROUP[ALL]="${GROUP[B]} ${GROUP[R]} suites/test_gpt2.py"
+    EST[ALL]=$(( EST[ALL] / 2 + 20 ))
+    job 2,3 nauto_gpu2+3 ALL -n 2 -p no:benchmark
     ;;
   *)
-    echo "unknown part $part (record, more)" >&2
+    echo "unknown part $part (main, nauto)" >&2
     exit 2
     ;;
 esac
+ls "$RES"

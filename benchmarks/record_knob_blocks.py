@@ -8,7 +8,8 @@ Runtime engines, from a dynamic-shape export, and timed as the plugin times a ca
 CUDA graph on a GPU). Each run is a separate process; a run measures every variant once. Output::
 
     {"device": ..., "variants": {"small-L20": {"size": "small", "layers": 20, "base_layers": 20}, ...},
-     "runs": [{"small-L20": [[median_ms, iqr_ms, n], ...blocks], ...}, ...], "methods": {...}}
+     "runs": [{"small-L20": [[median_ms, iqr_ms, n], ...blocks], ...}, ...], "methods": {...},
+     "notes": {"small-L20": ["CUDA graph not used, timed plain enqueues: <why>"], ...}}
 
     python benchmarks/record_knob_blocks.py --out knob.json             # GPU: ~10 runs
     python benchmarks/record_knob_blocks.py --smoke --out /tmp/k.json   # CPU, tiny: checks the script
@@ -69,12 +70,13 @@ def child(work: Path, smoke: bool, precision: str) -> dict[str, Any]:
     device = T.current_device(force_cpu=smoke)
     config = TimingConfig(energy_s=0.0) if not smoke else TimingConfig(warmup_s=0.01, blocks=3, min_block_iters=3,
                                                                          min_block_s=0.005)
-    out: dict[str, Any] = {"blocks": {}, "methods": {}}
+    out: dict[str, Any] = {"blocks": {}, "methods": {}, "notes": {}}
     for name, size in variants(smoke).items():
         engine = T.onnxruntime_engine(work / f"ort-{size.label}", device)
         result = measure_latency(engine.prepare({"input_ids": T.make_input_ids(size)}), size.batch, config)
         out["blocks"][name] = [[b.median_ms, b.iqr_ms, b.n] for b in result.blocks]
         out["methods"][name] = result.method
+        out["notes"][name] = list(result.notes)  # why a CUDA graph was not used, if it was not
         engine.close()
     return out
 
@@ -114,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         got = json.loads(lines[-1][len(MARK):])
         data["runs"].append(got["blocks"])
         data["methods"].update(got["methods"])
+        data["notes"] = got.get("notes", {})  # the last run's timing notes per variant
         args.out.write_text(json.dumps(data))  # after every run: a run cut short keeps what it has
         print(f"run {i + 1}: {time.perf_counter() - started:.0f} s", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -195,7 +195,7 @@ _VALUED: list[tuple[str, Callable[[str], Any], Any, str]] = [
     (BASELINE_DIR, str, "baselines", "baseline directory, relative to the project (as for the cache)"),
     (CACHE_MAX_SIZE, _size, None, "at session end, prune least recently used cache entries until the cache is "
      "at most this size (500MB, 2G; default: no limit)"),
-    (REPORT, str, "", "write the CSV report to this file"),
+    (REPORT, str, "", "write the CSV report to this file (FILE.json: the JSON report, with timed blocks)"),
     (LATENCY_TOLERANCE, _tolerance, 0.05, "allowed slowdown before a latency regression: a fraction below 1 "
      "(0.05) or a percentage (5%%)"),
     (LATENCY_GATE, _gate_mode, "auto", "latency gate: on (fail regressions), off, or auto "

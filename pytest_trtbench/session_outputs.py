@@ -57,11 +57,17 @@ def write_baselines(results: Sequence[CaseOutcome]) -> tuple[list[str], list[str
     return written, failures
 
 
-def write_report(rows: Sequence[Mapping[str, Any]], path: Path) -> list[str]:
+def write_report(rows: Sequence[Mapping[str, Any]], path: Path, results: Sequence[CaseOutcome] = (),
+                 gpu: str = "") -> list[str]:
+    """The CSV report, or the JSON one (:mod:`pytest_trtbench.json_report`) for a ``.json`` file name."""
+    from pytest_trtbench.json_report import is_json_report, write_json_report
     from pytest_trtbench.report import write_csv
 
     try:
-        write_csv(rows, path)
+        if is_json_report(path):
+            write_json_report(results, rows, path, gpu)
+        else:
+            write_csv(rows, path)
     except OSError as exc:
         return [f"report not written to {path}: {exc}"]
     return []
@@ -99,7 +105,7 @@ def write_session_outputs(results: Sequence[CaseOutcome], report: Path | None, *
     rows = [row(r) for r in results]
     written, failures = write_baselines(results) if update else ([], [])
     if report is not None:
-        failures += write_report(rows, report)
+        failures += write_report(rows, report, results, gpu)
     summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary_file:
         from pytest_trtbench.layer_report import markdown_section
