@@ -7,13 +7,15 @@
 #   bash benchmarks/gpu_gate_runs.sh main SECONDS   # the schedule below, stopped at SECONDS
 #   bash benchmarks/gpu_gate_runs.sh nauto SECONDS  # after "main" on the same machine: one -n auto run over
 #                                                   # GPUs 2 and 3 (one worker per GPU) against main's records
+#   GPUS=2 bash benchmarks/gpu_gate_runs.sh main SECONDS  # a 2-GPU host: fewer groups (see "main")
 #   GATE_DRY=1 bash benchmarks/gpu_gate_runs.sh main 120   # CPU dry run (--trt-gpu=cpu, tiny subset)
 #
-# The full-size cases are split in four groups that take similar time (B: BERT, G5 / G1: GPT-2 at seq 512 /
-# 128, R: the rest). "main": each group is recorded once (--trt-update-baselines, K = 1) on its own GPU and
-# gated there 4 more times (5 processes of every case on one GPU: the stability target; within-machine
-# false alarms); GPUs 0 and 2 then gate other groups (out of sample: cross-machine false alarms; B, G1,
-# R, G5 each once) while GPU 3 records the depth-knob samples (record_knob_blocks.py). A job starts only if
+# The full-size cases are split in four groups (B: BERT, G5 / G1: GPT-2 at seq 512 / 128, R: the rest).
+# "main": each group is recorded once (--trt-update-baselines, K = 1) on one GPU and gated there 4 more
+# times (5 processes of every case on one GPU: the stability target; within-machine false alarms): B on
+# GPU 0, G5 on GPU 1, G1 then R on GPU 2. GPU 3 records the depth-knob samples (record_knob_blocks.py).
+# Each group is then gated once from another GPU (out of sample: cross-machine false alarms): G1 and R
+# on GPU 0, B on GPU 1, G5 on GPU 3. A job starts only if
 # it can end before SECONDS; each runs under `timeout`, so results come back even when cut.
 # Results: $RES (default /tmp/gate-res): RUN.json, RUN.log, knob_samples.json, nvidia_smi_*.csv.
 set -uo pipefail
@@ -28,7 +30,7 @@ declare -A GROUP EST
 if [[ -n "${GATE_DRY:-}" ]]; then  # CPU: the schedule's plumbing on two tiny suites
   GROUP=([B]="suites/test_mlp.py" [G5]="suites/test_cnn.py -k b8" [G1]="suites/test_cnn.py -k b1"
          [R]="suites/test_byo_onnx.py")
-  EST=([B]=10 [G5]=10 [G1]=10 [R]=10)
+  EST=([B]=15 [G5]=15 [G1]=15 [R]=15)
   COMMON=(--trt-gpu=cpu --trt-latency-gate=on)
   KNOB=(--smoke --runs 2)
 else
@@ -58,16 +60,20 @@ wait_for() {  # wait_for GROUP: until its record run has finished
   while [[ ! -e "$RES/.recorded_$1" ]] && (( SECONDS < budget )); do sleep 2; done
 }
 
-lane() {  # lane GPU GROUP [CROSS_GROUP...]: record GROUP, gate it 4x here, then gate the others here
-  local gpu=$1 group=$2; shift 2
+stab() {  # stab GPU GROUP: record GROUP here (K = 1), then gate it 4 more times here
+  local gpu=$1 group=$2
   job "$gpu" "rec_${group}_gpu$gpu" "$group" --trt-update-baselines
   touch "$RES/.recorded_$group"
   for i in 2 3 4 5; do job "$gpu" "${group}_gpu${gpu}_r$i" "$group" || break; done
-  for other in "$@"; do wait_for "$other"; job "$gpu" "${other}_gpu${gpu}_x" "$other" || break; done
 }
 
-knob() {  # knob GPU: depth-knob samples until the budget (the script saves after every run)
-  local left=$(( budget - SECONDS - 5 ))
+cross() {  # cross GPU GROUP...: gate each GROUP here once its record (on another GPU) exists
+  local gpu=$1; shift
+  for other in "$@"; do wait_for "$other"; job "$gpu" "${other}_gpu${gpu}_x" "$other"; done
+}
+
+knob() {  # knob GPU UNTIL: depth-knob samples until second UNTIL (the script saves after every run)
+  local left=$(( $2 - SECONDS - 5 ))
   (( left > 60 )) || { echo "knob: skipped ($left s left)"; return; }
   CUDA_VISIBLE_DEVICES=$1 timeout "$left" python3 benchmarks/record_knob_blocks.py "${KNOB[@]}" \
     --out "$RES/knob_samples.json" > "$RES/knob.log" 2>&1
@@ -79,10 +85,17 @@ nvidia-smi --query-gpu=index,name,uuid,driver_version,clocks.sm,clocks.mem,tempe
 case "$part" in
   main)
     rm -rf "$BL" "$RES"/.recorded_*
-    lane 0 B G1 &
-    lane 1 G5 &
-    lane 2 G1 B R G5 &
-    { lane 3 R; knob 3; } &
+    if [[ "${GPUS:-4}" == 2 ]]; then  # a 2-GPU host: B, G1 and R only, no knob, no G5
+      { stab 0 B; cross 0 G1 R; } &
+      { stab 1 G1; stab 1 R; } &
+      wait
+      ls "$RES"
+      exit 0
+    fi
+    { stab 0 B; cross 0 G1 R; } &
+    { stab 1 G5; cross 1 B; } &
+    { stab 2 G1; stab 2 R; } &
+    { knob 3 $(( budget - EST[G5] - 10 )); cross 3 G5; } &
     wait
     ;;
   nauto)  # after "main" on the same machine: baselines in $BL, engines in $CACHE
