@@ -13,8 +13,8 @@ user property carried the blocks; those are read too. Run names say where a run 
 
 Printed (markdown):
 
-* **stability**: per case, the CoV of the reported median over the separate processes on the GPU that ran
-  it most often (the record run included);
+* **stability**: per case, the CoV of the reported median over the separate single-GPU processes on the
+  GPU that ran it most often (the record run included; ``-n auto`` runs left out);
 * **false alarms**: the verdicts each gate run gave live, split into cases gated on the machine that
   recorded them and cases gated on another machine (out of sample: the record was one run, the
   rule's constants were set before these runs);
@@ -52,7 +52,7 @@ Run = dict[str, dict[str, Any]]  # case_id -> row (+ "blocks": list[BlockSummary
 
 def load_run(path: Path) -> Run:
     """case_id -> report row with ``blocks``, from a JSON report or (old runs) a CSV + junit XML."""
-    if path.suffix == ".json":
+    if path.name.endswith((".json", ".json.gz")):
         rows: Run = {}
         for case in load_json_report(path):
             row = {k: ("" if v is None else v) for k, v in case.items() if k not in ("latency", "latency_check")}
@@ -121,9 +121,12 @@ def case_gpu(name: str, row: dict[str, Any], record_gpu: str, others: str = "oth
     return run_gpu(name) or (others if "first run on this machine" in row.get("gate_note", "") else record_gpu)
 
 
-def medians_by_gpu(runs: dict[str, Run], case: str, record_gpu: str) -> dict[str, list[float]]:
+def medians_by_gpu(runs: dict[str, Run], case: str, record_gpu: str, serial_only: bool = False) -> dict[str, list[float]]:
+    """A case's reported medians per GPU (``serial_only``: without ``-n auto`` runs)."""
     out: dict[str, list[float]] = {}
     for name, rows in runs.items():
+        if serial_only and run_gpu(name) is None:
+            continue
         row = rows.get(case)
         if row is not None and fnum(row.get("latency_ms_median")) > 0:
             out.setdefault(case_gpu(name, row, record_gpu), []).append(fnum(row["latency_ms_median"]))
@@ -140,7 +143,7 @@ def stability(runs: dict[str, Run], recs: dict[str, tuple[str, str]]) -> list[st
            "|---|---|---|---|---|---|---|"]
     by_method: dict[str, list[tuple[float, int]]] = {}
     for case, (rec, gpu) in sorted(recs.items()):
-        per = {g: v for g, v in medians_by_gpu(runs, case, gpu).items() if g != "other"}
+        per = medians_by_gpu(runs, case, gpu, serial_only=True)
         best = max(per, key=lambda g: len(per[g]))
         meds = per[best]
         cov = cov_pct(meds)
@@ -243,10 +246,11 @@ def analyse(runs: dict[str, Run]) -> list[str]:
 def find_runs(dirs: list[Path]) -> dict[str, Run]:
     runs: dict[str, Run] = {}
     for d in dirs:
-        for p in sorted(d.glob("*.json")) + sorted(d.glob("*.csv")):
-            if p.stem.startswith(("nvidia", "knob")) or p.stem in runs:
+        for p in sorted(d.glob("*.json")) + sorted(d.glob("*.json.gz")) + sorted(d.glob("*.csv")):
+            name = p.name.split(".")[0]
+            if name.startswith(("nvidia", "knob")) or name in runs:
                 continue
-            runs[p.stem] = load_run(p)
+            runs[name] = load_run(p)
     return runs
 
 

@@ -98,6 +98,15 @@ case "$part" in
     { knob 3 $(( budget - EST[G5] - 10 )); cross 3 G5; } &
     wait
     ;;
+  more)  # after "main" on the same machine: what main had no time for, and -n auto over GPUs 0 and 3
+    for g in B G5 G1 R; do touch "$RES/.recorded_$g"; done
+    GROUP[ALL]="${GROUP[B]} ${GROUP[R]} suites/test_gpt2.py"
+    EST[ALL]=150
+    job 0,3 nauto_gpu0+3 ALL -n 2 -p no:benchmark &
+    { job 1 G5_gpu1_r5 G5; cross 1 B G1; } &
+    { for i in 2 3 4 5; do job 2 "R_gpu2_r$i" R || break; done; } &
+    wait
+    ;;
   nauto)  # after "main" on the same machine: baselines in $BL, engines in $CACHE
     for g in B G5 G1 R; do touch "$RES/.recorded_$g"; done
     EST[ALL]=$(( EST[B] + EST[G5] + EST[G1] + EST[R] ))

@@ -16,6 +16,7 @@ against one run of a variant that is not in the history. Verdicts:
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import statistics
 import sys
@@ -85,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("samples", type=Path)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
-    text = "\n".join(report(json.loads(args.samples.read_text()))) + "\n"
+    raw = args.samples.read_bytes()
+    text = "\n".join(report(json.loads(gzip.decompress(raw) if args.samples.suffix == ".gz" else raw))) + "\n"
     if args.out:
         args.out.write_text(text)
     print(text)

@@ -72,9 +72,12 @@ def write_json_report(results: Sequence[CaseOutcome], rows: Sequence[Mapping[str
 
 
 def load_json_report(path: Path) -> list[dict[str, Any]]:
-    """The cases of a JSON report (ValueError naming the file when it is not one)."""
+    """The cases of a JSON report, plain or gzipped (ValueError naming the file when it is not one)."""
+    import gzip
+
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        raw = Path(path).read_bytes()
+        data = json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
     except (OSError, ValueError) as exc:
         raise ValueError(f"{path}: not a readable JSON report: {exc}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("cases"), list):
