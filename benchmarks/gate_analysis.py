@@ -20,8 +20,9 @@ Printed (markdown):
   rule's constants were set before these runs);
 * **between-GPU spread**: per noise class, the log ratio of a case's median on other GPUs to its
   stability GPU, beyond the within-GPU process-to-process spread;
-* **offline replay**: this checkout's rule (``gate.decide_machine_aware``) on the same blocks, history
-  = the case's record run (K = 1): equal to the live verdicts unless the rule changed since.
+* **offline replay**: this checkout's rule (``gate.decide_machine_aware`` and the launch-bound arming of
+  ``gate.launch_bound_unarmed``) on the same blocks, history = the case's record run (K = 1): equal to
+  the live verdicts unless the rule changed since.
 
     python benchmarks/gate_analysis.py RESULTS_DIR [...] --out benchmarks/results/gate_h200_oos.md
 """
@@ -43,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from pytest_trtbench.gate import StoredRun, decide_machine_aware, launch_bound_reason  # noqa: E402
+from pytest_trtbench.gate import StoredRun, decide_machine_aware, launch_bound_reason, launch_bound_unarmed  # noqa: E402
 from pytest_trtbench.json_report import load_json_report  # noqa: E402
 from pytest_trtbench.regression import BlockSummary  # noqa: E402
 
@@ -219,22 +220,25 @@ def spread(runs: dict[str, Run], recs: dict[str, tuple[str, str]]) -> list[str]:
 
 def replay(runs: dict[str, Run], recs: dict[str, tuple[str, str]]) -> list[str]:
     out = ["", "## Offline replay: this checkout's rule on the same blocks (history: the case's record run, K = 1)",
-           "", "| run | gated | latency_regression | cases |", "|---|---|---|---|"]
+           "", "A launch-bound case's would-be regression with fewer than 3 runs of its machine is advisory "
+           "(`gate.launch_bound_unarmed`), counted apart.", "",
+           "| run | gated | latency_regression | cases | advisory (launch-bound, unarmed) |", "|---|---|---|---|---|"]
     for name, rows in runs.items():
         if is_record(name):
             continue
-        flagged, gated = [], 0
+        flagged, advisory, gated = [], [], 0
         for case, (rec, gpu) in recs.items():
             row = rows.get(case)
             if row is None or not row.get("blocks"):
                 continue
             gated += 1
             history = [StoredRun(tuple(runs[rec][case]["blocks"]), gpu)]
-            decision, _ = decide_machine_aware(history, row["blocks"], case_gpu(name, row, gpu), 0.05,
-                                               launch_bound=bound(row))
+            machine = case_gpu(name, row, gpu)
+            decision, _ = decide_machine_aware(history, row["blocks"], machine, 0.05, launch_bound=bound(row))
             if decision.verdict == "latency_regression":
-                flagged.append(f"{case} {100 * (decision.ratio - 1):+.1f} %")
-        out.append(f"| {name} | {gated} | {len(flagged)} | {'; '.join(flagged) or '-'} |")
+                text = f"{case} {100 * (decision.ratio - 1):+.1f} %"
+                (advisory if launch_bound_unarmed(history, machine, bound(row)) else flagged).append(text)
+        out.append(f"| {name} | {gated} | {len(flagged)} | {'; '.join(flagged) or '-'} | {'; '.join(advisory) or '-'} |")
     return out
 
 

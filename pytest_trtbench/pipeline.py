@@ -246,8 +246,9 @@ def latency_gate(
     """Compare *latency* with the baseline's block history, machine-aware (:mod:`pytest_trtbench.gate`;
     this machine is ``environment["machine"]``). A would-be regression is re-measured ``settings.confirm``
     times (*remeasure*), each run appended, and decided again; returns the final measurement and the
-    check. With the gate advisory (CPU under ``auto``) a regression is reported in the reason, the
-    verdict stays ``pass`` and nothing is re-measured."""
+    check. With the gate advisory (CPU under ``auto``, or a launch-bound case with too few runs of this
+    machine: :func:`gate.launch_bound_unarmed`) a regression is reported in the reason, the verdict
+    stays ``pass`` and nothing is re-measured."""
     base_lat = baseline.get("latency") or {}
     check = _last_level(latency, base_lat)
     mode = gate.effective_mode(settings.latency_gate, settings.device.kind)
@@ -259,18 +260,20 @@ def latency_gate(
         return latency, replace(check, reason=skip)
     bound = bool(LatencySummary.of(latency).launch_bound)
     machine = str(environment.get("machine") or "")
+    unarmed = gate.launch_bound_unarmed(history, machine, bound)
 
     def decide(blocks: list[BlockSummary]) -> tuple[LatencyDecision, str]:
         return gate.decide_machine_aware(history, blocks, machine, settings.latency_tolerance, launch_bound=bound)
 
     decision, which = decide(latency.blocks)
-    for _ in range(settings.confirm if decision.needs_confirmation and mode == gate.ON else 0):
+    for _ in range(settings.confirm if decision.needs_confirmation and mode == gate.ON and not unarmed else 0):
         latency = combined(latency, remeasure())
         decision, which = decide(latency.blocks)
     verdict = {"latency_regression": V.LATENCY_REGRESSION, "improved": V.IMPROVED}.get(decision.verdict, V.PASS)
     reason = f"{decision.reason} ({which})"
-    if mode == gate.ADVISORY and verdict == V.LATENCY_REGRESSION:
-        verdict, reason = V.PASS, f"{gate.advisory_reason(decision)} ({which})"
+    if verdict == V.LATENCY_REGRESSION and (mode == gate.ADVISORY or unarmed):
+        where = "CPU" if mode == gate.ADVISORY else unarmed
+        verdict, reason = V.PASS, f"{gate.advisory_reason(decision, where)} ({which})"
     check = replace(check, confidence=decision.confidence, reason=reason, decision=decision, verdict=verdict)
     if decision.ratio > 0 and math.isfinite(decision.ratio):
         # report what the rule compared: the history's level, not only the last run's median

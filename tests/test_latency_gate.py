@@ -21,6 +21,7 @@ from pytest_trtbench.gate import (
     decide_machine_aware,
     effective_mode,
     launch_bound_reason,
+    launch_bound_unarmed,
     machine_variance,
     parse_tolerance,
     stored_runs,
@@ -263,3 +264,12 @@ def test_a_bad_ini_tolerance_is_a_usage_error_too(pytester: pytest.Pytester) -> 
     result = pytester.runpytest(*FAST)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--trt-latency-tolerance (ini trt_latency_tolerance): a tolerance must be > 0*"])
+
+
+def test_launch_bound_cases_are_armed_by_runs_of_this_machine_only() -> None:
+    b = (BlockSummary(0.2, 0.002, 50),)
+    history = [StoredRun(b, "m1"), StoredRun(b, "m1"), StoredRun(b, "m2"), StoredRun(b, None)]
+    assert launch_bound_unarmed(history, "m1", launch_bound=False) == ""  # graph-timed kernels: always armed
+    assert "with 2 stored run(s) of this machine; it fails from 3" in launch_bound_unarmed(history, "m1", True)
+    assert "with 0 stored run(s)" in launch_bound_unarmed(history, "m3", True)
+    assert launch_bound_unarmed([*history, StoredRun(b, "m1")], "m1", True) == ""

@@ -312,3 +312,52 @@ def test_on_cpu_the_gate_is_advisory_by_default_and_never_remeasures(tmp_path: P
     assert outcome.status == V.PASS and res.measured == 1
     assert outcome.reason.startswith("latency +100 % (advisory on CPU): slower: ratio 2.0000")
     assert outcome.latency_check.change_pct == pytest.approx(100.0)
+
+
+# --- launch-bound cases on a GPU: advisory until their own machine has a history ---------------------
+
+GPU = DeviceInfo("h200", "Fake H200", "cuda", "9.0")
+
+
+@dataclass
+class FakeGpuResources(FakeResources):
+    """FAKE GPU session: scripted plain-enqueue measurements (launch-bound: no CUDA graph, the launch
+    waits for the GPU) on a machine called ``m-here``."""
+
+    def measure(self, case: Case, engine: Any, feeds: Mapping[str, np.ndarray]) -> LatencyResult:
+        got = super().measure(case, engine, feeds)
+        return replace(got, method="cuda-events", host_synchronous=True)
+
+    def environment(self) -> dict[str, Any]:
+        return {**super().environment(), "device_name": GPU.device_name, "machine": "m-here"}
+
+
+def launch_bound_baseline(tmp_path: Path, machines: list[str]) -> dict[str, Any]:
+    blocks = [b.to_json() for b in scripted_latency(1.0).blocks]
+    entry = recorded_baseline(tmp_path)
+    runs = [{"blocks": blocks, "machine": m, "gpu_clock_mhz": 1980.0, "launch_bound": True} for m in machines]
+    return {**entry, "latency": {**entry["latency"], "runs": runs}}
+
+
+@pytest.mark.parametrize("machines", [["m-other"] * 5, ["m-here"] * 2 + ["m-other"] * 3])
+def test_a_launch_bound_slowdown_is_advisory_until_this_machine_has_3_runs(tmp_path: Path, machines: list[str]) -> None:
+    settings = Settings(device=GPU, cache_dir=tmp_path / "c", baseline_dir=tmp_path / "b", confirm=2)
+    res = FakeGpuResources(settings, baseline=launch_bound_baseline(tmp_path, machines), latencies=[2.0] * 3)
+    outcome = run_case(fake_case(), res)
+    assert outcome.latency is not None and outcome.latency.launch_bound.startswith("timed by plain enqueues")
+    assert outcome.status == V.PASS and res.measured == 1  # reported, not failed, not re-measured
+    here = machines.count("m-here")
+    assert outcome.reason.startswith(f"latency +100 % (advisory on a launch-bound case with {here} stored run(s) "
+                                     "of this machine; it fails from 3 (--trt-update-baselines)): slower: ratio 2.0000")
+    assert outcome.latency_check.change_pct == pytest.approx(100.0)
+
+
+def test_a_launch_bound_slowdown_fails_once_this_machine_has_3_runs(tmp_path: Path) -> None:
+    settings = Settings(device=GPU, cache_dir=tmp_path / "c", baseline_dir=tmp_path / "b", confirm=1)
+    baseline = launch_bound_baseline(tmp_path, ["m-here"] * 3)
+    res = FakeGpuResources(settings, baseline=baseline, latencies=[2.0] * 2)
+    outcome = run_case(fake_case(), res)
+    assert outcome.status == V.LATENCY_REGRESSION and res.measured == 2  # confirmed, then failed
+    assert "(vs 3 run(s) of this machine)" in outcome.reason
+    same = run_case(fake_case(), FakeGpuResources(settings, baseline=baseline, latencies=[1.0]))
+    assert same.status == V.PASS and "advisory" not in same.reason
