@@ -361,3 +361,35 @@ def test_a_launch_bound_slowdown_fails_once_this_machine_has_3_runs(tmp_path: Pa
     assert "(vs 3 run(s) of this machine)" in outcome.reason
     same = run_case(fake_case(), FakeGpuResources(settings, baseline=baseline, latencies=[1.0]))
     assert same.status == V.PASS and "advisory" not in same.reason
+
+
+# --- the JSON report (--trt-report=FILE.json) ------------------------------------------------------------
+
+
+def test_a_json_report_holds_every_column_the_blocks_and_the_gate_check(tmp_path: Path) -> None:
+    from pytest_trtbench.json_report import load_json_report
+    from pytest_trtbench.session_outputs import write_report
+
+    res = make_resources(tmp_path, baseline=recorded_baseline(tmp_path), latencies=[2.0],
+                         settings={"latency_gate": "on", "confirm": 0})
+    slow = replace(run_case(fake_case(), res), nodeid="suites/test_fake.py::test_fake[fake-fp32-b2]")
+    untimed = replace(run_case(fake_case(), make_resources(tmp_path, backend_=FakeBackend(unsupported="no"))), nodeid="x")
+    rows = [row(slow), row(untimed)]
+    path = tmp_path / "out" / "report.json"
+    assert write_report(rows, path, [slow, untimed], "cpu") == []
+    text = path.read_text()
+    assert "NaN" not in text and json.loads(text)["gpu"] == "cpu"  # strict JSON: NaN written as null
+    cases = load_json_report(path)
+    assert [c["case_id"] for c in cases] == [r["case_id"] for r in rows] and set(REPORT_COLUMNS) <= set(cases[0])
+    first = cases[0]
+    assert first["status"] == "latency_regression" and first["nodeid"] == slow.nodeid
+    assert [BlockSummary.from_json(b) for b in first["latency"]["blocks"]] == list(scripted_latency(2.0).blocks)
+    assert first["latency_check"]["verdict"] == "latency_regression" and first["latency_change_pct"] == pytest.approx(100)
+    assert cases[1]["latency"] is None and cases[1]["latency_ms_median"] is None
+    csv_path = tmp_path / "report.csv"
+    assert write_report(rows, csv_path, [slow, untimed], "cpu") == [] and csv_path.read_text().startswith("case_id,")
+    with pytest.raises(ValueError, match="report.csv: not a readable JSON report"):
+        load_json_report(csv_path)
+    (tmp_path / "other.json").write_text('{"cases": []}')
+    with pytest.raises(ValueError, match=r"other.json: not a pytest-trtbench JSON report \(written by --trt-report"):
+        load_json_report(tmp_path / "other.json")
