@@ -188,7 +188,8 @@ FAST = ["--trt-gpu=cpu", "--trt-warmup-s=0.01", "--trt-blocks=3", "--trt-min-blo
 
 @pytest.fixture
 def slowed(pytester: pytest.Pytester) -> pytest.Pytester:
-    """Recorded baselines made 10x faster than this machine: every case is a huge 'slowdown'."""
+    """Recorded baselines made 1000x faster than this machine: every case is a huge "slowdown", whatever
+    the load on this machine while recording and re-running (a 10x margin was seen to flake)."""
     pytest.importorskip("torch")
     pytest.importorskip("onnxruntime")
     pytester.makepyfile(test_tiny=SUITE)
@@ -196,11 +197,11 @@ def slowed(pytester: pytest.Pytester) -> pytest.Pytester:
     path = pytester.path / "baselines" / "cpu" / "test_tiny.json"
     data = json.loads(path.read_text())
     for entry in data["cases"].values():
-        entry["latency"]["median_ms"] /= 10
+        entry["latency"]["median_ms"] /= 1000
         for stored in entry["latency"]["runs"]:
             for block in stored["blocks"]:
-                block["median_ms"] /= 10
-                block["iqr_ms"] /= 10
+                block["median_ms"] /= 1000
+                block["iqr_ms"] /= 1000
     path.write_text(json.dumps(data))
     return pytester
 
