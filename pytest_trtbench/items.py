@@ -136,6 +136,7 @@ def suite_items(collector: pytest.Collector, name: str, suite: Suite, state: Ses
         suite.validate()
         cases = suite.cases(_resolve_backends(collector.config))
         _check_backends({case.backend for case in cases})
+        _check_build_options(suite, cases)
     except ValueError as exc:  # SuiteError and the profile's ValueError
         message = f"suite {name} ({suite.source_file}:{line + 1}) is invalid: {exc}"
         return [InvalidSuiteItem.from_parent(collector, name=f"{name}[invalid-suite]", message=message, line=line)]
@@ -172,6 +173,17 @@ def _check_backends(names: set[str]) -> None:
     unknown = sorted(names - set(backend_names()))
     if unknown:
         raise ValueError(unknown_backend_message(unknown[0]))
+
+
+def _check_build_options(suite: Suite, cases: list[Case]) -> None:
+    """Each key of the suite's ``build_options`` is a build option of one of its cases' backends."""
+    if not suite.build_options:
+        return
+    from pytest_trtbench.backends.registry import get_backend
+    from pytest_trtbench.build_options import check_accepted
+
+    backends = [get_backend(name) for name in dict.fromkeys(case.backend for case in cases)]
+    check_accepted(suite.build_options, backends, "build_options")
 
 
 def _assignment_line(path: Path, name: str) -> int:

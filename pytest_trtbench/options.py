@@ -43,6 +43,8 @@ CUDA = "--trt-cuda"
 PROFILE_LAYERS = "--trt-profile-layers"
 
 DEFAULT_CACHE_DIR = ".trtbench-cache"
+BUILD_OPTION_WHERE = f"{BUILD_OPTION} (ini {BUILD_OPTION.lstrip('-').replace('-', '_')})"
+"""How errors about the session's build options name where they were given."""
 
 
 def ini_name(option: str) -> str:
@@ -147,7 +149,7 @@ def _backends(text: str) -> str:
     return ",".join(names)
 
 
-def _build_option(text: str) -> tuple[str, Any]:
+def _build_option(text: str) -> tuple[str, str]:
     from pytest_trtbench.build_options import parse_build_option
 
     try:
@@ -156,11 +158,12 @@ def _build_option(text: str) -> tuple[str, Any]:
         raise pytest.UsageError(f"{BUILD_OPTION}: {exc}") from None
 
 
-def build_options(config: pytest.Config) -> dict[str, Any]:
-    """The session's build options: ini ``trt_build_option`` lines, then ``--trt-build-option`` (later wins)."""
+def build_options(config: pytest.Config) -> dict[str, str]:
+    """The session's build options as text: ini ``trt_build_option`` lines, then ``--trt-build-option`` (later
+    wins). Which backends accept them is checked once the run's cases are collected (:data:`BUILD_OPTION_WHERE`)."""
     from pytest_trtbench.build_options import parse_build_option
 
-    options: dict[str, Any] = {}
+    options: dict[str, str] = {}
     for line in config.getini(ini_name(BUILD_OPTION)):
         try:
             key, value = parse_build_option(line)
@@ -243,8 +246,9 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption(NO_CUDA_GRAPH, dest=ini_name(CUDA_GRAPH), action="store_false",
                     help="time GPU cases with plain enqueues, no CUDA graph")
     parser.addini(ini_name(CUDA_GRAPH), graph_help, type="bool", default=True)
-    build_help = ("engine build option KEY=VALUE, part of the cache key: opt_level (0-5), workspace_mib, "
-                  "hardware_compat; a suite's build_options win for the same key")
+    build_help = ("engine build option KEY=VALUE for the backends that declare it (tensorrt: opt_level (0-5), "
+                  "workspace_mib, hardware_compat; onnxruntime: none), part of their cache key; a suite's "
+                  "build_options win for the same key")
     group.addoption(BUILD_OPTION, action="append", type=_build_option, default=None, metavar="KEY=VALUE",
                     help=f"{build_help} (repeatable; ini: {ini_name(BUILD_OPTION)}, one per line)")
     parser.addini(ini_name(BUILD_OPTION), build_help, type="linelist", default=[])

@@ -22,6 +22,7 @@ from pytest_trtbench.options import (
     BASELINE_DIR,
     BLOCKS,
     BUILD_ONLY,
+    BUILD_OPTION_WHERE,
     CACHE_DIR,
     CACHE_MAX_SIZE,
     CONFIRM,
@@ -236,12 +237,26 @@ class TrtBenchPlugin:
 
             try:  # a --trt-gpu mismatch or an unusable cache dir is a usage error before anything runs
                 EngineCache(self.settings().cache_dir, self.settings().device.gpu).check_usable()
+                self._check_build_options([i.case.backend for i in items if isinstance(i, CaseItem)])
             except CacheDirError as exc:
                 self.setup_error = f"{CACHE_DIR}: {exc}"
             except pytest.UsageError as exc:  # an xdist worker can't raise one (INTERNALERROR): its cases fail
                 self.setup_error = str(exc)
             if self.setup_error and not self.is_worker:
                 raise pytest.UsageError(self.setup_error)
+
+    def _check_build_options(self, backend_names: list[str]) -> None:
+        """The session's build options must each be accepted by a backend of the collected cases."""
+        if not self.settings().build_options:
+            return
+        from pytest_trtbench.backends.registry import get_backend
+        from pytest_trtbench.build_options import check_accepted
+
+        try:
+            check_accepted(self.settings().build_options, map(get_backend, dict.fromkeys(backend_names)),
+                           BUILD_OPTION_WHERE)
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from pytest_trtbench.backends import get_backend
-from pytest_trtbench.backends.base import Backend, BuildRequest, Engine
+from pytest_trtbench.backends.base import Backend, BackendError, BuildRequest, Engine
 from pytest_trtbench.baseline import BaselineError, baseline_path, load_baselines
 from pytest_trtbench.baseline_check import usable_entry
 from pytest_trtbench.cache import CacheEntry, EngineCache
@@ -147,6 +147,11 @@ class Harness:
         return ShapeProfile.from_mapping(ranges)
 
     def build_request(self, case: Case) -> BuildRequest:
+        """What the case's engine depends on. Its options: the session's and the suite's build options
+        (the suite's win) that the case's backend declares, parsed by it, plus the suite's ``fp32_ops`` and
+        ``calibration_method``."""
+        from pytest_trtbench.build_options import options_for
+
         suite = case.suite
         calibrated = case.precision in CALIBRATED
         calib_shapes = self.calibration_shapes(case) if calibrated else {}
@@ -154,14 +159,17 @@ class Harness:
         if calibrated and suite.data is not None and self.task_data(suite).calibration:
             calibration = lambda: iter(self.task_data(suite).calibration)  # noqa: E731  (the data's calibration part)
         method = suite.calibration_method if calibrated and suite.calibration_method != "minmax" else None
+        try:
+            options = options_for(self.backend(case), {**self.settings.build_options, **suite.build_options})
+        except ValueError as exc:  # checked at collection; reached only through the fixture API
+            raise BackendError(f"suite {suite.name}: {exc}") from None
         return BuildRequest(
             onnx_path=self.normalized_model(case).path,
             precision=case.precision,
             profiles=(self.engine_profile(case),),
             device=self.settings.device,
             calibration=calibration,
-            options={**self.settings.build_options, **suite.build_options,
-                     **({"fp32_ops": list(suite.fp32_ops)} if suite.fp32_ops else {}),
+            options={**options, **({"fp32_ops": list(suite.fp32_ops)} if suite.fp32_ops else {}),
                      **({"calibration_method": method} if method else {})},
             cuda=self.settings.cuda,
         )

@@ -27,6 +27,7 @@ class Settings:
     profile_layers: bool = False
     """``--trt-profile-layers``: a per-layer profile for every executed case (:mod:`pytest_trtbench.layer_report`)."""
     build_options: Mapping[str, Any] = field(default_factory=dict)
-    """``--trt-build-option`` / ini ``trt_build_option``, checked (:mod:`pytest_trtbench.build_options`)."""
+    """``--trt-build-option`` / ini ``trt_build_option`` as text; each backend takes and parses the ones it declares
+    (:func:`pytest_trtbench.build_options.options_for`)."""
     cuda: str = "auto"
     """``--trt-cuda``: ``auto``, ``torch``, ``cuda-python`` or ``pycuda`` (:mod:`pytest_trtbench.cuda.select`)."""

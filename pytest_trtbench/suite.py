@@ -129,19 +129,11 @@ class Suite:
     """Shape fuzzing: per backend x precision, one more test draws this many shapes inside the profile
     (Hypothesis) and compares the built engine with the reference at each (:mod:`pytest_trtbench.fuzz`)."""
     build_options: Mapping[str, Any] = field(default_factory=dict)
-    """Engine build options (``opt_level``, ``workspace_mib``, ``hardware_compat``: :mod:`pytest_trtbench.build_options`);
-    part of the cache key. They win over ``--trt-build-option`` / ini ``trt_build_option`` for the same key."""
+    """Engine build options, each accepted by at least one of the suite's backends (TensorRT: ``opt_level``,
+    ``workspace_mib``, ``hardware_compat``; see :mod:`pytest_trtbench.build_options`); part of the cache key of
+    the backends that accept them. They win over ``--trt-build-option`` / ini ``trt_build_option`` for the same key."""
     name: str = ""
     source_file: str = ""
-
-    def __post_init__(self) -> None:
-        if self.build_options:  # parsed early for direct use; an invalid one is validate()'s error, per suite
-            from pytest_trtbench.build_options import check_build_options  # not at plugin import
-
-            try:
-                self.build_options = check_build_options(self.build_options)
-            except ValueError:
-                pass
 
     def validate(self) -> None:
         """Raise one :class:`SuiteError` listing every problem of the declaration (the checks are in
@@ -152,10 +144,6 @@ class Suite:
         problems = suite_problems(self, inputs=False) + (suite_problems(self, inputs=True) if declared else [])
         if problems:
             raise SuiteError("; ".join(problems))
-        if self.build_options:
-            from pytest_trtbench.build_options import check_build_options  # not at plugin import
-
-            self.build_options = check_build_options(self.build_options)
         if self.is_onnx_file:
             from pytest_trtbench.onnx_suite import complete_onnx_suite
 

@@ -139,13 +139,13 @@ def check_tolerances(suite: Suite) -> list[str]:
 
 
 def check_build_options(suite: Suite) -> list[str]:
-    from pytest_trtbench.build_options import check_build_options as parse
-
-    try:
-        parse(getattr(suite, "build_options", {}) or {})
-    except ValueError as exc:
-        return [str(exc)]
-    return []
+    """The mapping's form; which keys the suite's backends accept, and their values, are checked once its
+    cases' backends are known (:func:`pytest_trtbench.build_options.check_accepted`, at collection)."""
+    options = getattr(suite, "build_options", {}) or {}
+    if not isinstance(options, Mapping):
+        return [f"build_options must be a dict of option name -> value, got {type(options).__name__}"]
+    bad = [key for key in options if not (isinstance(key, str) and key.strip())]
+    return [f"build_options keys must be option names (str), got {bad[0]!r}"] if bad else []
 
 
 def check_outputs(suite: Suite) -> list[str]:

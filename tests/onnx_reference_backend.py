@@ -17,7 +17,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from pytest_trtbench.backends.base import BackendError, BuildOutput, BuildRequest
+from pytest_trtbench.backends.base import BackendError, BuildOption, BuildOutput, BuildRequest
+from pytest_trtbench.build_options import int_in
 from pytest_trtbench.device import DeviceInfo
 from pytest_trtbench.precision.prepare import prepare_model
 
@@ -29,6 +30,9 @@ QDQ_OPSET = 19
 
 class OnnxReferenceBackend:
     name = "onnx-reference"
+    build_options = (
+        BuildOption("min_opset", int_in(1, 23), None, "convert the model up to at least this ONNX opset"),
+    )
 
     def unsupported_reason(self, precision: str, device: DeviceInfo) -> str | None:
         if precision not in ("fp32", "fp16", "int8"):
@@ -49,12 +53,15 @@ class OnnxReferenceBackend:
         prepared = prepare_model(request, out_dir)
         model = onnx.load(str(prepared.path))
         opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
-        if opset < QDQ_OPSET and any(n.op_type == "DequantizeLinear" for n in model.graph.node):
+        target = max(opset, int(request.options.get("min_opset", 0)))  # the declared build option, parsed
+        if any(n.op_type == "DequantizeLinear" for n in model.graph.node):
+            target = max(target, QDQ_OPSET)
+        if target > opset:
             from onnx import version_converter
 
-            model = version_converter.convert_version(model, QDQ_OPSET)
+            model = version_converter.convert_version(model, target)
         onnx.save(model, str(out_dir / ENGINE_FILE))
-        metadata = {**prepared.metadata, "engine_precisions": engine_precisions(model)}
+        metadata = {**prepared.metadata, "engine_precisions": engine_precisions(model), "opset": target}
         return BuildOutput(files=[*prepared.files, ENGINE_FILE], metadata=metadata)
 
     def verify(self, entry_dir: Path, metadata: Mapping[str, Any]) -> None:

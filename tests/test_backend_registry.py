@@ -5,6 +5,7 @@ throwaway ``.dist-info`` directory put on ``sys.path`` / ``PYTHONPATH``."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 from pathlib import Path
@@ -126,3 +127,71 @@ def test_trt_backend_is_validated_against_the_registry(
     result = pytester.runpytest_subprocess("--trt-gpu=cpu", "-p", "no:cacheprovider", "test_other.py")
     assert result.ret == pytest.ExitCode.TESTS_FAILED  # one error for this suite; other suites would still run
     result.stdout.fnmatch_lines(["*suite test_other (test_other.py:3) is invalid: unknown backend 'onnx-refrence'; available:*"])
+
+
+def _metas(root: Path, backend: str) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((root / ".trtbench-cache" / "cpu" / backend).glob("*/meta.json"))]
+
+
+def test_a_third_party_backend_declares_the_build_options_it_accepts(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import onnx
+
+    _suite_dir(pytester, tmp_path, monkeypatch)
+    args = ("--trt-gpu=cpu", "--trt-backend=onnx-reference", "-p", "no:cacheprovider", "--trt-blocks=1", "-k", "fp32")
+    result = pytester.runpytest_subprocess(*args, "--trt-build-option", "min_opset=21")
+    result.assert_outcomes(passed=2)
+    (meta,) = _metas(pytester.path, "onnx-reference")
+    assert meta["key_fields"]["options"] == {"min_opset": 21}  # parsed by the backend's own parser
+    engine = onnx.load(str(pytester.path / ".trtbench-cache" / "cpu" / "onnx-reference" / meta["key"] / "engine.onnx"))
+    assert [o.version for o in engine.opset_import if o.domain in ("", "ai.onnx")] == [21]  # the build applied it
+
+    # a key no backend of the run declares, and a value the backend's parser refuses: one line each
+    result = pytester.runpytest_subprocess(*args, "--trt-build-option", "opt_level=1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([
+        "ERROR: --trt-build-option (ini trt_build_option): key 'opt_level' is not a build option of the backend(s) "
+        "in use (onnx-reference); accepted keys: onnx-reference: min_opset",
+    ])
+    result = pytester.runpytest_subprocess(*args, "--trt-build-option", "min_opset=99")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([
+        "ERROR: --trt-build-option (ini trt_build_option): min_opset (onnx-reference): "
+        "expected an integer in [[]1, 23[]], got '99'",
+    ])
+
+    # a suite's build_options are checked against the suite's own backends, naming the suite
+    pytester.makepyfile(test_other="""
+        from pytest_trtbench import Input, Suite
+
+        test_other = Suite(model="mlp.onnx", inputs=[Input("x", ("batch", 16))], backends=["onnx-reference", "onnxruntime"],
+                           build_options={"workspace_mib": 64})
+    """)
+    result = pytester.runpytest_subprocess("--trt-gpu=cpu", "-p", "no:cacheprovider", "test_other.py")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines([
+        "*suite test_other (test_other.py:3) is invalid: build_options: key 'workspace_mib' is not a build option of "
+        "the backend(s) in use (onnx-reference, onnxruntime); accepted keys: onnx-reference: min_opset; onnxruntime: none",
+    ])
+
+
+def test_an_option_one_backend_declares_does_not_rebuild_another_backends_engines(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _suite_dir(pytester, tmp_path, monkeypatch)
+    args = ("--trt-gpu=cpu", "--trt-backend=onnxruntime,onnx-reference", "-p", "no:cacheprovider", "--trt-blocks=1",
+            "-k", "fp32", "--trt-report=report.csv")
+
+    def engine_cache() -> dict[str, str]:
+        with open(pytester.path / "report.csv", newline="") as f:
+            return {row["backend"] + "-" + row["batch_size"]: row["engine_cache"] for row in csv.DictReader(f)}
+
+    pytester.runpytest_subprocess(*args).assert_outcomes(passed=4)
+    ort_keys = [m["key"] for m in _metas(pytester.path, "onnxruntime")]
+    pytester.runpytest_subprocess(*args, "--trt-build-option", "min_opset=21").assert_outcomes(passed=4)
+    cache = engine_cache()
+    assert cache["onnxruntime-1"] == cache["onnxruntime-4"] == "hit"  # min_opset is not an ORT option
+    assert "built" in {cache["onnx-reference-1"], cache["onnx-reference-4"]}  # it is one of onnx-reference's
+    assert [m["key"] for m in _metas(pytester.path, "onnxruntime")] == ort_keys
+    assert len(_metas(pytester.path, "onnx-reference")) == 2

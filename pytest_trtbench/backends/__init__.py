@@ -2,7 +2,15 @@
 :mod:`pytest_trtbench.backends.registry` (built-ins and the ``pytest_trtbench.backends`` entry-point group)."""
 from __future__ import annotations
 
-from pytest_trtbench.backends.base import Backend, BackendError, BuildOutput, BuildRequest, Engine, Launch
+from pytest_trtbench.backends.base import (
+    Backend,
+    BackendError,
+    BuildOption,
+    BuildOutput,
+    BuildRequest,
+    Engine,
+    Launch,
+)
 from pytest_trtbench.backends.registry import ENTRY_POINT_GROUP, BackendRegistryError, backend_names, get_backend
 
 
@@ -27,6 +35,6 @@ def default_backend() -> str:
 
 
 __all__ = [
-    "ENTRY_POINT_GROUP", "Backend", "BackendError", "BackendRegistryError", "BuildOutput", "BuildRequest", "Engine",
+    "ENTRY_POINT_GROUP", "Backend", "BackendError", "BackendRegistryError", "BuildOption", "BuildOutput", "BuildRequest", "Engine",
     "Launch", "backend_names", "default_backend", "get_backend",
 ]

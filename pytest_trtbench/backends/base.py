@@ -34,10 +34,30 @@ class BuildRequest:
     calibration: Callable[[], Iterable[Mapping[str, np.ndarray]]] | None = None
     """Yields calibration feeds for int8 (seeded, so a rebuild sees the same data)."""
     options: Mapping[str, Any] = field(default_factory=dict)
-    """Backend options (e.g. ``fp32_ops`` kept in fp32, ``opt_level``, ``workspace_mib``); JSON-able."""
+    """The build options this backend declared and the user set, parsed (e.g. ``opt_level``, ``workspace_mib``),
+    plus ``fp32_ops`` (ops kept in fp32, from the suite); JSON-able."""
     cuda: str = "auto"
     """``--trt-cuda``: the CUDA layer (:mod:`pytest_trtbench.cuda`) a loaded engine runs and is timed
     through on a GPU. Not part of the cache key: it changes how an engine is driven, not the engine."""
+
+
+@dataclass(frozen=True)
+class BuildOption:
+    """One engine build option a backend accepts (``Backend.build_options``).
+
+    Users set it with ``--trt-build-option NAME=VALUE`` (ini ``trt_build_option``) or
+    ``Suite(build_options={NAME: value})``; the backend's build reads it from ``BuildRequest.options``,
+    already parsed. Only the options a backend declares reach its requests and its cache keys.
+    """
+
+    name: str
+    parse: Callable[[Any], Any]
+    """Text (from the command line or ini) or a Python value (from a suite) -> the typed value; raises
+    ``ValueError`` naming the rule broken (:func:`pytest_trtbench.build_options.int_in` / ``one_of`` help)."""
+    default: Any = None
+    """What the backend does when the option is not given (documentation; never added to the request, so an
+    unset option keeps the cache key it had)."""
+    doc: str = ""
 
 
 @dataclass
@@ -95,7 +115,14 @@ class Engine(Protocol):
 
 
 class Backend(Protocol):
-    """Builds and loads engines of one kind (ONNX Runtime, TensorRT, ...)."""
+    """Builds and loads engines of one kind (ONNX Runtime, TensorRT, ...).
+
+    Optional, looked up with ``getattr`` by :mod:`pytest_trtbench.build_options`:
+
+    - ``build_options: Sequence[BuildOption]``: the build options it accepts (``--trt-build-option``,
+      ``Suite(build_options=...)``); its requests carry only these, parsed, so they alone enter its cache
+      key. A backend without it accepts none.
+    """
 
     name: str
 

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from pytest_trtbench.backends.base import BackendError, BuildOutput, BuildRequest
+from pytest_trtbench.backends.base import BackendError, BuildOption, BuildOutput, BuildRequest
 from pytest_trtbench.device import DeviceInfo
 
 if TYPE_CHECKING:
@@ -67,6 +67,9 @@ def _provider_label(device: DeviceInfo, precision: str) -> str:
 
 class OnnxRuntimeBackend:
     name = "onnxruntime"
+    build_options: tuple[BuildOption, ...] = ()
+    """None: ONNX Runtime's session options are fixed here (graph optimization on), so no build option
+    reaches its requests or its cache keys."""
 
     def unsupported_reason(self, precision: str, device: DeviceInfo) -> str | None:
         try:

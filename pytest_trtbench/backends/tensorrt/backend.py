@@ -9,18 +9,28 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
-from pytest_trtbench.backends.base import BackendError, BuildOutput, BuildRequest
+from pytest_trtbench.backends.base import BackendError, BuildOption, BuildOutput, BuildRequest
 from pytest_trtbench.backends.tensorrt.build import ENGINE_FILE, build_engine, precision_mode
 from pytest_trtbench.backends.tensorrt.flavor import FP8_REFUSED, NOT_INSTALLED, TensorRTFlavor, detect_flavor
 from pytest_trtbench.backends.tensorrt.runtime import TensorRTEngine, checked_engine, deserialize
+from pytest_trtbench.build_options import int_in, one_of
 from pytest_trtbench.device import DeviceInfo
 from pytest_trtbench.precision import PRECISIONS
+
+HARDWARE_COMPAT = ("none", "ampere_plus", "same_compute_capability")
+"""Values of the ``hardware_compat`` build option."""
 
 
 class TensorRTBackend:
     """Builds TensorRT engines from ONNX and runs them on a CUDA device through the CUDA layer (--trt-cuda)."""
 
     name = "tensorrt"
+    build_options = (
+        BuildOption("workspace_mib", int_in(1, None), None, "workspace memory pool limit, MiB (default: TensorRT's)"),
+        BuildOption("opt_level", int_in(0, 5), 3, "builder optimization level"),
+        BuildOption("hardware_compat", one_of(*HARDWARE_COMPAT), "none",
+                    "hardware compatibility level (TensorRT 10/11; TensorRT-RTX has none)"),
+    )
 
     def __init__(self, module_name: str | None = None) -> None:
         self._module_name = module_name
