@@ -1,4 +1,4 @@
-"""Shape-pinned specializations for CUDA-graph timing (backends/onnxruntime.py), checked on ORT's CPU
+"""Shape-pinned specializations for CUDA-graph timing (backends/ort_graph.py), checked on ORT's CPU
 provider: the pinned model computes what the dynamic one computes, and its shape arithmetic folds away.
 The CUDA-graph capture itself runs only on a GPU (tests/test_gpu_timing.py, benchmarks/gpu_gate_runs.sh)."""
 from __future__ import annotations
@@ -14,7 +14,8 @@ ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
 from pytest_trtbench.backends.base import BackendError  # noqa: E402
-from pytest_trtbench.backends.onnxruntime import OnnxRuntimeEngine, pin_input_shapes  # noqa: E402
+from pytest_trtbench.backends.onnxruntime import OnnxRuntimeEngine  # noqa: E402
+from pytest_trtbench.backends.ort_graph import pin_input_shapes  # noqa: E402
 from pytest_trtbench.device import DeviceInfo  # noqa: E402
 from pytest_trtbench.measure import TimingConfig, measure_latency  # noqa: E402
 
@@ -105,7 +106,7 @@ def test_without_cuda_the_graph_falls_back_with_the_reason(encoder_onnx: Path) -
 def test_a_replay_is_the_same_computation_up_to_rounding_only() -> None:
     import numpy as np
 
-    from pytest_trtbench.backends.onnxruntime import replay_mismatch
+    from pytest_trtbench.backends.ort_graph import replay_mismatch
 
     want = np.random.default_rng(2).standard_normal((4, 8)).astype(np.float16)
     rounded = (want.astype(np.float32) * (1 + 1e-3)).astype(np.float16)
@@ -116,3 +117,44 @@ def test_a_replay_is_the_same_computation_up_to_rounding_only() -> None:
     nan[0, 0] = np.nan
     assert replay_mismatch(nan, want) == "NaN in different places" and replay_mismatch(nan, nan) == ""
     assert replay_mismatch(np.zeros(3), np.zeros(3)) == "" and "relative L2" in replay_mismatch(np.ones(3), np.zeros(3))
+
+
+class _FakeOrtWithoutCudaGraphs:
+    """FAKE onnxruntime module: every session refuses to be created, as where no CUDA provider can capture.
+    The real capture runs only on a GPU; this drives the pinned-then-dynamic fallback of ort_graph on the CPU."""
+
+    class SessionOptions:
+        pass
+
+    class GraphOptimizationLevel:
+        ORT_ENABLE_EXTENDED = 2
+
+    @staticmethod
+    def InferenceSession(*args: object, **kwargs: object) -> None:  # noqa: N802 (onnxruntime's name)
+        raise RuntimeError("no CUDA graph here")
+
+
+def test_graph_session_tries_the_pinned_model_then_the_dynamic_one_and_says_why(
+    encoder_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from pytest_trtbench.backends.ort_graph import graph_session
+
+    made: list[str] = []
+    mkdtemp = tempfile.mkdtemp
+    monkeypatch.setattr(tempfile, "mkdtemp", lambda prefix: made.append(mkdtemp(prefix=prefix, dir=tmp_path)) or made[-1])
+    stream = SimpleNamespace(handle=0, layer=None)
+    feeds = {"input_ids": np.zeros((2, 8), np.int64)}
+    why = graph_session(_FakeOrtWithoutCudaGraphs, "key", encoder_onnx, feeds, ["hidden"], {}, lambda: stream, "fp32")
+    refused = "onnxruntime CUDA graph unavailable: RuntimeError: no CUDA graph here"
+    assert why == f"pinned-shape graph: {refused}; dynamic-shape graph: {refused}"
+    assert len(made) == 1 and not Path(made[0]).exists()  # the pinned copy was written, then removed
+
+    why = graph_session(_FakeOrtWithoutCudaGraphs, "key", encoder_onnx, {"other": feeds["input_ids"]}, ["hidden"], {},
+                        lambda: stream, "fp32")
+    assert why == (f"pinned-shape graph: cannot pin encoder.onnx: no shape given for input 'input_ids'; "
+                   f"dynamic-shape graph: {refused}")

@@ -9,11 +9,11 @@ entry) and, for files that list initializers as graph inputs, turned weights int
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from pytest_trtbench.backends.base import BackendError, BuildOption, BuildOutput, BuildRequest
+from pytest_trtbench.backends.ort_graph import CudaGraphSession, bind_device_inputs, graph_session
 from pytest_trtbench.device import DeviceInfo
 
 if TYPE_CHECKING:
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 ENGINE_FILE = "model.onnx"
 ENGINE_FORMAT = "source-model-optimized-at-load"
 """Part of the cache identity: entries of the old format (a saved optimized model) are not reused."""
-CUDA_GRAPH_PINNED = "cuda-graph-pinned"
 
 
 def _ort() -> Any:
@@ -226,25 +225,11 @@ class OnnxRuntimeEngine:
             expected = self.run(feeds)
         except BackendError as exc:
             return str(exc)
-        tf32 = "1" if self.precision == "tf32" else "0"
-        reasons = []
-        pinned = Path(tempfile.mkdtemp(prefix="trtbench-pinned-")) / ENGINE_FILE
-        try:
-            pin_input_shapes(self.path, pinned, {name: tuple(a.shape) for name, a in feeds.items()})
-            self._graph = CudaGraphSession(pinned, key, feeds, self.output_names, expected, self._stream(), use_tf32=tf32,
-                                           timing_method=CUDA_GRAPH_PINNED)
-            self._pinned = pinned
-            return self._graph
-        except BackendError as exc:
-            reasons.append(f"pinned-shape graph: {exc}")
-            shutil.rmtree(pinned.parent, ignore_errors=True)
-        try:
-            self._graph = CudaGraphSession(self.path, key, feeds, self.output_names, expected, self._stream(),
-                                           use_tf32=tf32)
-            return self._graph
-        except BackendError as exc:
-            reasons.append(f"dynamic-shape graph: {exc}")
-        return "; ".join(reasons)
+        made = graph_session(_ort(), key, self.path, feeds, self.output_names, expected, self._stream, self.precision)
+        if isinstance(made, str):
+            return made
+        self._graph, self._pinned = made
+        return self._graph
 
     def _stream(self) -> Stream:
         if self.stream is None:
@@ -303,80 +288,6 @@ class OnnxRuntimeLaunch:
         return self.engine.cuda_graph(self.feeds)
 
 
-def bind_device_inputs(binding: Any, cuda: CudaLayer, stream: Stream,
-                       feeds: Mapping[str, np.ndarray]) -> dict[str, DeviceBuffer]:
-    """Copy each feed into a device buffer of the CUDA layer and bind it by address (IOBinding's
-    ``bind_input(..., buffer_ptr)``); the buffers are returned to be kept alive as long as the binding."""
-    import numpy as np
-
-    buffers = {}
-    for name, array in feeds.items():
-        host = np.ascontiguousarray(array)
-        buffers[name] = cuda.upload(host, stream)
-        binding.bind_input(name, "cuda", 0, host.dtype.type, list(host.shape), buffers[name].ptr)
-    return buffers
-
-
-class CudaGraphSession:
-    """An ONNX Runtime session with ``enable_cuda_graph``, its inputs and outputs bound on the device.
-
-    Follows the CUDA provider's documented recipe: inputs and pre-allocated outputs at fixed device
-    addresses bound with IOBinding (the addresses are baked into the graph), one regular run that
-    allocates and captures, then ``run_with_iobinding`` replays. The buffers are the CUDA layer's, on the
-    engine's stream (ORT's ``user_compute_stream``); new input values are copied into the same buffers.
-    ORT refuses (and we report why) models with control flow or with nodes outside the CUDA provider.
-    """
-
-    WARMUP_RUNS = 3  # ORT captures on the first run(s) after creation; replays from then on
-
-    def __init__(self, path: Path, key: Any, feeds: Mapping[str, np.ndarray], output_names: list[str],
-                 expected: Mapping[str, np.ndarray], stream: Stream, use_tf32: str = "0",
-                 timing_method: str = "cuda-graph") -> None:
-        ort = _ort()
-        self.key = key
-        self.stream = stream
-        self.cuda = stream.layer
-        self.timing_method = timing_method
-        """What :func:`pytest_trtbench.measure.measure_latency` reports as the timing method."""
-        options = ort.SessionOptions()
-        # a pinned model is re-optimized so that ORT folds the now-constant shape arithmetic
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED  # as the engine loads
-        options.log_severity_level = 3
-        providers = [("CUDAExecutionProvider", {"device_id": 0, "enable_cuda_graph": "1", "use_tf32": use_tf32,
-                                                "user_compute_stream": str(stream.handle)})]
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=providers)
-            self.binding = self.session.io_binding()
-            self.inputs = bind_device_inputs(self.binding, self.cuda, stream, feeds)
-            self.outputs = {}
-            for name in output_names:
-                want = expected[name]
-                self.outputs[name] = self.cuda.alloc(want.nbytes)
-                self.binding.bind_output(name, "cuda", 0, want.dtype.type, list(want.shape), self.outputs[name].ptr)
-            for _ in range(self.WARMUP_RUNS):
-                self.session.run_with_iobinding(self.binding)
-            replayed = {n: self.cuda.download(self.outputs[n], expected[n].shape, expected[n].dtype, stream)
-                        for n in output_names}
-        except Exception as exc:  # onnxruntime's Fail / InvalidArgument / RuntimeException have no common base
-            raise BackendError(f"onnxruntime CUDA graph unavailable: {type(exc).__name__}: {str(exc)[:300]}") from None
-        for name, want in expected.items():
-            why = replay_mismatch(replayed[name], want)
-            if why:
-                raise BackendError(f"onnxruntime CUDA graph replay gives a different {name!r} than a plain run "
-                                   f"({why}); not timing it")
-
-    def update_inputs(self, feeds: Mapping[str, np.ndarray]) -> None:
-        import numpy as np
-
-        for name, array in feeds.items():
-            self.cuda.copy_to_device(self.inputs[name], np.ascontiguousarray(array), self.stream)
-
-    def replay(self) -> None:
-        self.session.run_with_iobinding(self.binding)
-
-    __call__ = replay
-
-
 _ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
               "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int16)": "int16", "tensor(int8)": "int8",
               "tensor(uint8)": "uint8", "tensor(bool)": "bool"}
@@ -392,69 +303,3 @@ def _check_feed_types(session: Any, feeds: Mapping[str, np.ndarray]) -> None:
                 f"input {spec.name!r} is {arr.dtype} but the model expects {want}: "
                 f"declare Input({spec.name!r}, ..., dtype={want!r}) in the suite"
             )
-
-
-#: Largest relative L2 difference between a graph replay's output and the plain run's that still
-#: counts as "the same computation". The replayed session may fuse differently (a pinned model is
-#: re-optimized), so low-precision outputs differ by rounding: on an H200, fp16 BERT-base outputs of
-#: a pinned replay failed an elementwise rtol 1e-2 / atol 1e-3 check. Accuracy itself is judged on
-#: the dynamic engine; this only guards against timing a graph that computes something else.
-REPLAY_MAX_REL_L2 = 2e-2
-
-
-def replay_mismatch(got: np.ndarray, want: np.ndarray) -> str:
-    """Why *got* (a replay's output) is not the computation that gave *want*, or ``""``."""
-    import numpy as np
-
-    if got.shape != want.shape:
-        return f"shape {got.shape} vs {want.shape}"
-    g, w = got.astype(np.float64), want.astype(np.float64)
-    if not np.array_equal(np.isnan(g), np.isnan(w)):
-        return "NaN in different places"
-    finite = np.isfinite(w)
-    if not np.array_equal(g[~finite], w[~finite], equal_nan=True):
-        return "infinities differ"
-    scale = float(np.linalg.norm(w[finite]))
-    rel = float(np.linalg.norm(g[finite] - w[finite])) / scale if scale > 0 else float(np.abs(g[finite]).max(initial=0))
-    return "" if rel <= REPLAY_MAX_REL_L2 else f"relative L2 difference {rel:.2e} > {REPLAY_MAX_REL_L2:g}"
-
-
-def pin_input_shapes(src: Path, dst: Path, shapes: Mapping[str, tuple[int, ...]]) -> None:
-    """Write *src* with its graph inputs' dims fixed to *shapes* and ``value_info`` cleared.
-
-    With every input dim a ``dim_value``, ONNX Runtime's optimizer folds ``Shape`` / ``Gather`` /
-    ``Concat`` chains into constants, so no node is left for the CPU provider and the CUDA provider
-    can capture the whole graph. Symbolic output dims are cleared too (ORT infers them). The pinned
-    model computes what the dynamic one computes at these shapes. BackendError when an input is
-    missing, has another rank, or a fixed dim of the file disagrees.
-    """
-    import onnx
-
-    try:
-        model = onnx.load(str(src))
-    except Exception as exc:  # DecodeError, OSError
-        raise BackendError(f"cannot read {src} to pin its shapes: {type(exc).__name__}: {exc}") from None
-    graph = model.graph
-    initializers = {i.name for i in graph.initializer}
-    for value in graph.input:
-        if value.name in initializers:
-            continue
-        if value.name not in shapes:
-            raise BackendError(f"cannot pin {src.name}: no shape given for input {value.name!r}")
-        dims = value.type.tensor_type.shape.dim
-        want = shapes[value.name]
-        if len(dims) != len(want):
-            raise BackendError(f"cannot pin {src.name}: input {value.name!r} has rank {len(dims)}, shape {want} given")
-        for dim, size in zip(dims, want):
-            if dim.HasField("dim_value") and dim.dim_value != size:
-                raise BackendError(f"cannot pin {src.name}: input {value.name!r} fixes a dim to {dim.dim_value}, "
-                                   f"shape {want} given")
-            dim.Clear()
-            dim.dim_value = int(size)
-    del graph.value_info[:]
-    for value in graph.output:
-        for dim in value.type.tensor_type.shape.dim:
-            if not dim.HasField("dim_value"):
-                dim.Clear()
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(dst))
