@@ -8,6 +8,7 @@ Nothing heavy is imported: parsers import what they check (the backend registry,
 
 from __future__ import annotations
 
+import importlib
 import math
 from typing import Any, Callable
 
@@ -75,23 +76,28 @@ _non_negative_int = _number(int, 0, inclusive=True)
 _non_negative_float = _number(float, 0, inclusive=True)
 
 
-def _tolerance(text: str) -> float:
-    """``--trt-latency-tolerance``: ``5%`` or ``0.05`` (a fraction); see :func:`gate.parse_tolerance`."""
-    from pytest_trtbench.gate import parse_tolerance
+def _value_error_as_usage(target: str, where: str = "") -> Callable[[str], Any]:
+    """A ``type=`` parser calling ``module:function`` (imported when first used, so nothing heavy at plugin
+    import) that turns the function's ``ValueError`` into a ``pytest.UsageError``, prefixed by *where*."""
+    module, _, name = target.partition(":")
 
-    try:
-        return parse_tolerance(text)
-    except ValueError as exc:
-        raise pytest.UsageError(f"{LATENCY_TOLERANCE} (ini {ini_name(LATENCY_TOLERANCE)}): {exc}") from None
+    def parse(text: str) -> Any:
+        function = getattr(importlib.import_module(module), name)
+        try:
+            return function(text)
+        except ValueError as exc:
+            raise pytest.UsageError(f"{where}: {exc}" if where else str(exc)) from None
+
+    parse.__name__ = name
+    return parse
 
 
-def _cuda_layer(text: str) -> str:
-    from pytest_trtbench.cuda.select import parse_layer
-
-    try:
-        return parse_layer(text)
-    except ValueError as exc:
-        raise pytest.UsageError(str(exc)) from None
+_tolerance = _value_error_as_usage(  # 5% or 0.05 (a fraction): gate.parse_tolerance
+    "pytest_trtbench.gate:parse_tolerance", f"{LATENCY_TOLERANCE} (ini {ini_name(LATENCY_TOLERANCE)})"
+)
+_cuda_layer = _value_error_as_usage("pytest_trtbench.cuda.select:parse_layer")
+_size = _value_error_as_usage("pytest_trtbench.cache_admin:parse_size", CACHE_MAX_SIZE)
+_build_option = _value_error_as_usage("pytest_trtbench.build_options:parse_build_option", BUILD_OPTION)
 
 
 def checked_cuda(requested: str, device: Any, executes: bool = True) -> str:
@@ -117,15 +123,6 @@ def _choice(*choices: str) -> Callable[[str], str]:
     return parse
 
 
-def _size(text: str) -> int:
-    from pytest_trtbench.cache_admin import parse_size
-
-    try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise pytest.UsageError(f"{CACHE_MAX_SIZE}: {exc}") from None
-
-
 def _gate_mode(text: str) -> str:
     if text not in ("on", "off", "auto"):
         raise pytest.UsageError(f"{LATENCY_GATE} (ini {ini_name(LATENCY_GATE)}): expected on, off or auto; got {text!r}")
@@ -147,15 +144,6 @@ def _backends(text: str) -> str:
         if name != "auto" and name not in known:
             raise pytest.UsageError(unknown_backend_message(name))
     return ",".join(names)
-
-
-def _build_option(text: str) -> tuple[str, str]:
-    from pytest_trtbench.build_options import parse_build_option
-
-    try:
-        return parse_build_option(text)
-    except ValueError as exc:
-        raise pytest.UsageError(f"{BUILD_OPTION}: {exc}") from None
 
 
 def build_options(config: pytest.Config) -> dict[str, str]:
