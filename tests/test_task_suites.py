@@ -166,6 +166,9 @@ def calibration():
         x = x[y == 0]
     return [(x[i:i + 32], None) for i in range(0, len(x), 32)]
 
+def anomaly_recall(outputs, labels):
+    return float(np.mean(outputs.argmax(axis=1)[labels == 1] == 1))
+
 def evaluation():
     x, y = samples(400, 2)
     return [(x[i:i + 100], y[i:i + 100]) for i in range(0, 400, 100)]
@@ -179,6 +182,7 @@ test_detector = Suite(
     classifier_outputs=["logits"],
     data=Dataset(evaluation=evaluation, calibration=calibration),
     calibration_method=os.environ.get("CALIBRATION_METHOD", "minmax"),
+    metric=anomaly_recall if os.environ.get("METRIC") == "callable" else None,
     tolerances={"int8": Tolerance(atol=None, rtol=0.0, min_cosine=None, max_relative_metric_loss=BUDGET)},
 )
 '''
@@ -204,6 +208,19 @@ def test_a_data_suite_reports_the_task_metric_of_reference_and_engine(pytester: 
         assert float(row["task_metric_reference"]) > 0.9               # the detector learned its task
         assert abs(float(row["task_metric_relative_loss"])) <= 0.01
     assert float(rows["onnxruntime-fp32-b8"]["task_metric_engine"]) == float(rows["onnxruntime-fp32-b8"]["task_metric_reference"])
+
+
+def test_a_callable_metric_gates_like_a_built_in(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("METRIC", "callable")
+    monkeypatch.setenv("CALIBRATE_ON", "normal-only")                  # every anomaly clipped: recall collapses
+    _write(pytester)
+    result = pytester.runpytest(*FAST, "--trt-report=r.csv")
+    result.assert_outcomes(passed=1, failed=1)
+    rows = _rows(pytester.path / "r.csv")
+    assert {r["task_metric"] for r in rows.values()} == {"anomaly_recall"}
+    assert float(rows["onnxruntime-fp32-b8"]["task_metric_reference"]) > 0.9
+    assert rows["onnxruntime-int8-b8"]["status"] == "accuracy_fail"
+    assert "anomaly_recall" in rows["onnxruntime-int8-b8"]["reason"]
 
 
 def test_one_class_calibration_is_caught_by_the_metric_gate(pytester: pytest.Pytester,
