@@ -28,6 +28,7 @@ stamp "unit tests done"
 
 # 2. a full-size ONNX-file suite: BERT-base exported to a file (torch is needed for this step only)
 export TRTBENCH_BERT_ONNX=/tmp/bert_file/bert_base.onnx
+export TRTBENCH_BERT_PRECISIONS=${TRTBENCH_BERT_PRECISIONS:-fp32}  # fp16 too: another ~20 s per run
 timeout 120 $PY benchmarks/export_bert_file.py "$TRTBENCH_BERT_ONNX" > "$out/export.log" 2>&1
 tail -2 "$out/export.log"
 SUITES="suites/test_byo_onnx.py benchmarks/torch_free/test_bert_file.py"

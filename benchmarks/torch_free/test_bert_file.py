@@ -36,7 +36,7 @@ test_bert_file = Suite(
     ],
     batch_sizes=[1, 8],
     dims={"seq": [128]},
-    precisions=["fp32", "fp16"],
+    precisions=os.environ.get("TRTBENCH_BERT_PRECISIONS", "fp32,fp16").split(","),
     output_names=["last_hidden_state", "pooler_output"],
     tolerances={"fp16": Tolerance(atol=None, min_cosine=0.999)},
     live_reference=os.environ.get("TRTBENCH_LIVE_REFERENCE", "1") != "0",
