@@ -66,6 +66,9 @@ export TRTBENCH_LIVE_REFERENCE=0
   export PYTHONPATH=/tmp/notorch:${PYTHONPATH:-}
   $PY -c "import torch" > "$out/torch_blocked.log" 2>&1 && echo "TORCH NOT BLOCKED" >> "$out/torch_blocked.log"
   tail -1 "$out/torch_blocked.log"
+  timeout 90 $PY -m pytest tests/test_cuda_layer.py tests/test_ort_cuda_layer.py -q -p no:cacheprovider -rs \
+    > "$out/notorch_unit_tests.log" 2>&1
+  tail -4 "$out/notorch_unit_tests.log"
   suite_run notorch_auto 90 --trt-cuda=auto
   suite_run notorch_pycuda 90 --trt-cuda=pycuda
 )
@@ -79,3 +82,5 @@ if [ -f "$out/again_torch.csv" ]; then
     --out "$out/agreement_torch_again.md" | tail -8
 fi
 stamp end
+# one archive (the lent machine returns a limited number of files), the tables beside it
+(cd "$out" && tar czf results.tgz --exclude=results.tgz -- * && find . -type f ! -name results.tgz ! -name 'agreement*.md' -delete)

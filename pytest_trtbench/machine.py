@@ -57,11 +57,15 @@ def _gpu_uuid_and_driver() -> tuple[str, str]:
     return uuid, driver
 
 
-def identity_fields(device: DeviceInfo) -> dict[str, str]:
-    """What goes into the hash (kept in memory only, never written)."""
+def identity_fields(device: DeviceInfo, cuda_layer: str = "torch") -> dict[str, str]:
+    """What goes into the hash (kept in memory only, never written). A CUDA layer other than torch (the only
+    one before ``--trt-cuda``, so older hashes stay valid) is part of it: the layer's host overhead is inside a
+    launch-bound timing, so a run through cuda-python or pycuda counts as another machine for the gate."""
     fields = {"host_id": host_id(), "cpu_model": cpu_model(), "device_name": device.device_name}
     if device.has_cuda:
         fields["gpu_uuid"], fields["driver"] = _gpu_uuid_and_driver()
+        if cuda_layer != "torch":
+            fields["cuda_layer"] = cuda_layer
     return fields
 
 
@@ -71,5 +75,5 @@ def hash_identity(fields: dict[str, str]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def machine_identity(device: DeviceInfo) -> str:
-    return hash_identity(identity_fields(device))
+def machine_identity(device: DeviceInfo, cuda_layer: str = "torch") -> str:
+    return hash_identity(identity_fields(device, cuda_layer))

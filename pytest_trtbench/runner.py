@@ -272,12 +272,23 @@ class Harness:
         """Time the engine on *feeds* (warmup, then timed blocks)."""
         return measure_latency(engine.prepare(feeds), case.batch_size, self.settings.timing)
 
+    def _cuda_layer_name(self) -> str:
+        """The CUDA layer this GPU run resolved ``--trt-cuda`` to (``torch`` on CPU: none is used)."""
+        if not self.settings.device.has_cuda:
+            return "torch"
+        from pytest_trtbench.cuda import CudaLayerError, cuda_layer
+
+        try:
+            return cuda_layer(self.settings.cuda).name
+        except CudaLayerError:
+            return self.settings.cuda
+
     def environment(self) -> dict[str, Any]:
         """Where a baseline entry was recorded: device, CPU model, library versions."""
         if self._machine is None:
             from pytest_trtbench.machine import machine_identity
 
-            self._machine = machine_identity(self.settings.device)
+            self._machine = machine_identity(self.settings.device, self._cuda_layer_name())
         return {"device_name": self.settings.device.device_name, "cpu_model": self._cpu_model, "versions": self._versions,
                 "machine": self._machine}
 

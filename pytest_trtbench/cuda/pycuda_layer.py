@@ -8,6 +8,7 @@ captured through the driver library pycuda itself loads (``libcuda``: ``cuStream
 """
 from __future__ import annotations
 
+import atexit
 import ctypes
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -47,6 +48,13 @@ class PycudaLayer(CudaLayer):
             self.context.push()
         except drv.Error as exc:
             raise CudaLayerError(f"pycuda: {str(exc).splitlines()[0]}") from None
+        atexit.register(self._pop)  # pycuda aborts the process at exit if a pushed context is left
+
+    def _pop(self) -> None:
+        try:
+            self.context.pop()
+        except self.drv.Error:
+            pass
         self.libcuda = _libcuda()
 
     def alloc(self, nbytes: int) -> DeviceBuffer:

@@ -6,6 +6,7 @@ mode (trtexec's choice) on the caller's stream.
 """
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any, Callable
 
 from pytest_trtbench.cuda.layer import MIN_ALLOCATION, CudaLayer, CudaLayerError, DeviceBuffer, Event, Graph, Stream
@@ -82,9 +83,12 @@ class TorchLayer(CudaLayer):
         guard = TorchCaptureGuard()
         graph = torch.cuda.CUDAGraph()
         try:
-            with torch.cuda.graph(graph, stream=stream.native, capture_error_mode="thread_local"):
-                work()
-        except RuntimeError as exc:
+            with warnings.catch_warnings():
+                # torch warns (not raises) when the graph captured nothing: the work ran outside the capture
+                warnings.filterwarnings("error", message=".*CUDA Graph is empty", category=UserWarning)
+                with torch.cuda.graph(graph, stream=stream.native, capture_error_mode="thread_local"):
+                    work()
+        except (RuntimeError, UserWarning) as exc:
             guard.restore()  # a failed capture leaves the current stream and the RNG state behind
             raise CudaLayerError(f"torch: CUDA graph capture failed: {str(exc).splitlines()[0][:300]}") from None
         native = stream.native
