@@ -305,6 +305,8 @@ def combined(first: LatencyResult, again: LatencyResult) -> LatencyResult:
     return LatencyResult(
         first.samples_ms + again.samples_ms, first.blocks + again.blocks, first.batch_size, first.method, first.notes,
         first.enqueue_ms + again.enqueue_ms, again.telemetry or first.telemetry, first.host_synchronous,
+        first.cuda_layer, max((v for v in (first.peak_gpu_memory_bytes, again.peak_gpu_memory_bytes) if v == v),
+                              default=math.nan),
     )
 
 

@@ -301,3 +301,16 @@ def test_without_torch_the_machine_identity_reads_the_same_gpu_uuid_text() -> No
     from pytest_trtbench.cuda.select import device_uuid
 
     assert device_uuid() == str(torch.cuda.get_device_properties(0).uuid) != ""
+
+
+def test_a_confirmation_re_measurement_keeps_the_layer_and_the_peak_memory() -> None:
+    """Seen on the H200: a latency regression's re-measured row had lost its cuda_layer."""
+    from pytest_trtbench.measure import LatencyResult
+    from pytest_trtbench.pipeline import combined
+
+    first = LatencyResult([1.0], [], 1, "cuda-graph", cuda_layer="pycuda", peak_gpu_memory_bytes=5.0)
+    again = LatencyResult([1.1], [], 1, "cuda-graph", cuda_layer="pycuda", peak_gpu_memory_bytes=7.0)
+    both = combined(first, again)
+    assert both.cuda_layer == "pycuda" and both.peak_gpu_memory_bytes == 7.0 and both.samples_ms == [1.0, 1.1]
+    cpu = combined(LatencyResult([1.0], [], 1, "host-clock"), LatencyResult([1.0], [], 1, "host-clock"))
+    assert cpu.cuda_layer == "" and cpu.peak_gpu_memory_bytes != cpu.peak_gpu_memory_bytes  # NaN: not measured

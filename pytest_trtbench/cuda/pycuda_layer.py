@@ -49,13 +49,13 @@ class PycudaLayer(CudaLayer):
         except drv.Error as exc:
             raise CudaLayerError(f"pycuda: {str(exc).splitlines()[0]}") from None
         atexit.register(self._pop)  # pycuda aborts the process at exit if a pushed context is left
+        self.libcuda = _libcuda()
 
     def _pop(self) -> None:
         try:
             self.context.pop()
         except self.drv.Error:
             pass
-        self.libcuda = _libcuda()
 
     def alloc(self, nbytes: int) -> DeviceBuffer:
         allocation = self.drv.mem_alloc(max(int(nbytes), MIN_ALLOCATION))
