@@ -63,8 +63,9 @@ def _onnx_io(path: Path) -> tuple[list[str], list[str], dict[str, tuple[int | No
     return [i.name for i in inputs], [o.name for o in model.graph.output], static
 
 
-def load_model(suite: Suite, work_dir: Path, device: DeviceInfo) -> ModelSource:
-    """Resolve the suite's model to an ONNX file plus a reference."""
+def load_model(suite: Suite, work_dir: Path, device: DeviceInfo, exports: Path | None = None) -> ModelSource:
+    """Resolve the suite's model to an ONNX file plus a reference. *exports*: where PyTorch-factory exports are
+    kept for runs without torch (:mod:`pytest_trtbench.export_cache`)."""
     if suite.is_onnx_file:
         path = suite.onnx_path()
         if not path.is_file():
@@ -80,9 +81,15 @@ def load_model(suite: Suite, work_dir: Path, device: DeviceInfo) -> ModelSource:
     try:
         import torch
     except ImportError:
+        from pytest_trtbench.export_cache import cached_export
+
+        cached = cached_export(exports, suite, ONNX_OPSET) if exports is not None else None
+        if cached is not None:  # no live reference: accuracy against the baseline's golden fingerprints
+            return ModelSource(cached[0], [i.name for i in suite.inputs], cached[1], None)
         raise TorchUnavailable(
             f"suite {suite.name} defines its model in PyTorch, which can't be imported here (it is needed to "
-            "export the model): pip install 'pytest-trtbench[torch]', or give the suite an ONNX file"
+            "export the model): pip install 'pytest-trtbench[torch]', give the suite an ONNX file, or run it once "
+            "where torch is (its export is then kept in the cache dir)"
         ) from None
     torch.manual_seed(suite.seed)
     module = suite.model()  # type: ignore[operator]
@@ -91,6 +98,10 @@ def load_model(suite: Suite, work_dir: Path, device: DeviceInfo) -> ModelSource:
     module.eval()
     path = work_dir / f"{suite.name}.onnx"
     output_names = export_onnx(suite, module, path)  # on the CPU, before the reference moves to the GPU
+    if exports is not None:
+        from pytest_trtbench.export_cache import store_export
+
+        store_export(exports, suite, ONNX_OPSET, path, output_names)
     reference = TorchReference(module, [i.name for i in suite.inputs], device)
     reference.output_names = output_names
     return ModelSource(path, [i.name for i in suite.inputs], output_names, reference)

@@ -20,6 +20,7 @@ from pytest_trtbench.baseline_check import usable_entry
 from pytest_trtbench.cache import CacheEntry, EngineCache
 from pytest_trtbench.device import cpu_model
 from pytest_trtbench.engine_memo import LoadedEngines
+from pytest_trtbench.export_cache import EXPORTS
 from pytest_trtbench.inputs import calibration_feeds, make_feeds
 from pytest_trtbench.measure import LatencyResult, measure_latency
 from pytest_trtbench.model import ModelSource, load_model
@@ -87,7 +88,7 @@ class Harness:
         got = self._models.get(suite)
         if got is None:
             try:
-                got = load_model(suite, self._work, self.settings.device)
+                got = load_model(suite, self._work, self.settings.device, self.settings.cache_dir / EXPORTS)
             except SuiteError as exc:
                 got = exc
             self._models[suite] = got

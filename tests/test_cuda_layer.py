@@ -314,3 +314,23 @@ def test_a_confirmation_re_measurement_keeps_the_layer_and_the_peak_memory() -> 
     assert both.cuda_layer == "pycuda" and both.peak_gpu_memory_bytes == 7.0 and both.samples_ms == [1.0, 1.1]
     cpu = combined(LatencyResult([1.0], [], 1, "host-clock"), LatencyResult([1.0], [], 1, "host-clock"))
     assert cpu.cuda_layer == "" and cpu.peak_gpu_memory_bytes != cpu.peak_gpu_memory_bytes  # NaN: not measured
+
+
+def test_a_pytorch_factory_suite_runs_without_torch_from_its_cached_export(pytester: pytest.Pytester) -> None:
+    """Recorded once where torch is (the export is kept under <cache-dir>/exports), then run with torch not
+    importable: the case runs the cached export and is gated against the baseline's golden fingerprint."""
+    pytester.makepyfile(test_f=FACTORY_SUITE)
+    args = ("--trt-gpu=cpu", "-p", "no:cacheprovider", "--trt-report=r.csv")
+    pytester.runpytest_subprocess(*args, "--trt-update-baselines").assert_outcomes(passed=1)
+    exports = list((pytester.path / ".trtbench-cache" / "exports").glob("test_factory-*.onnx"))
+    assert len(exports) == 1
+    pytester.makeconftest("import sys\nsys.modules['torch'] = None  # this runner has no torch\n")
+    result = pytester.runpytest_subprocess(*args)
+    result.assert_outcomes(passed=1)
+    import csv
+
+    with open(pytester.path / "r.csv", newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["status"] == "pass" and row["reference_backend"] == "golden-fingerprint"
+    exports[0].with_suffix(".json").unlink()  # an incomplete copy is never used: skipped again
+    pytester.runpytest_subprocess(*args).assert_outcomes(skipped=1)
