@@ -50,6 +50,9 @@ LOW_DISK_BYTES = 16 << 20
 STALE_TMP_S = 3600.0
 """A build directory older than this whose key is not locked belongs to a killed build."""
 
+PROGRESS_EVERY_S = 15.0
+"""Seconds between the "still building" progress calls during a long build."""
+
 
 def warn_safely(message: str) -> None:
     """Show a :class:`CacheWarning` that no filter (``-W error``, ``filterwarnings = error``) turns
@@ -317,8 +320,8 @@ class EngineCache:
         self._on_build(label, "done", build_s)
         return CacheEntry(key, path, meta, "built", build_s)
 
-    def _tick(self, label: str, start: float, done: threading.Event, every: float = 15.0) -> None:
-        while not done.wait(every):
+    def _tick(self, label: str, start: float, done: threading.Event) -> None:
+        while not done.wait(PROGRESS_EVERY_S):
             self._on_build(label, "progress", time.perf_counter() - start)
 
 

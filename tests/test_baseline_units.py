@@ -17,7 +17,14 @@ import numpy as np
 import pytest
 
 from pytest_trtbench.baseline import (
-    BaselineError, baseline_path, dumps, load_baselines, lock_path, make_entry, update_baselines, write_atomic,
+    BaselineError,
+    baseline_path,
+    dumps,
+    load_baselines,
+    lock_path,
+    make_entry,
+    update_baselines,
+    write_atomic,
 )
 from pytest_trtbench.compare import Tolerance, compare_output
 from pytest_trtbench.gate import stored_runs
@@ -189,7 +196,7 @@ def test_dumps_cleans_what_strict_json_cannot_hold() -> None:
 def test_a_nan_constant_in_a_file_is_refused_naming_it(tmp_path: Path) -> None:
     path = tmp_path / "s.json"
     for constant in ("NaN", "Infinity", "-Infinity"):
-        path.write_text('{"schema_version": 3, "cases": {"a": {"x": %s}}}' % constant)
+        path.write_text(f'{{"schema_version": 3, "cases": {{"a": {{"x": {constant}}}}}}}')
         with pytest.raises(BaselineError, match=rf"s\.json: malformed baseline JSON \(non-standard JSON constant "
                                                  rf"{constant}\)\. Fix the file \(git diff / git checkout it\), or "
                                                  r"delete it and re-record with --trt-update-baselines$"):
@@ -258,7 +265,7 @@ def test_a_schema_1_file_without_cases_is_refused(tmp_path: Path) -> None:
 def test_write_atomic_creates_the_folder_and_writes_utf8(tmp_path: Path) -> None:
     path = tmp_path / "new" / "gpu" / "s.json"
     write_atomic(path, '{"name": "ü→"}\n')
-    assert path.read_bytes() == '{"name": "ü→"}\n'.encode("utf-8")
+    assert path.read_bytes() == '{"name": "ü→"}\n'.encode()
     write_atomic(path, "second\n")
     assert path.read_text() == "second\n" and [p.name for p in path.parent.iterdir()] == ["s.json"]
 
