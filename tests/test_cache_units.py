@@ -406,6 +406,8 @@ def test_stale_build_folders_are_removed_unless_young_or_locked(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     now = 2_000_000_000.0
     cache = EngineCache(tmp_path / "cache", "cpu")
+    (cache.root / "a").mkdir(parents=True)
+    (cache.root / "a" / ".tmp-k0-gone").symlink_to(tmp_path / "nowhere")  # vanished under us: skipped
     young = stale(cache, "a", "k1", 60, now)  # sorted first: must not stop the scan
     exactly = stale(cache, "a", "k2", 3600, now)
     locked = stale(cache, "b", "k3", 7200, now)
