@@ -80,6 +80,11 @@ def blocks(center: float, pattern: Sequence[float], iqr_frac: float = 0.01, n: i
     return [BlockSummary(center * p, center * p * iqr_frac, n) for p in pattern]
 
 
+def varied(center: float, first_iqr: float) -> list[BlockSummary]:
+    """Five quiet blocks whose iterations scatter by first_iqr, +1 %, +2 %, ... of the median."""
+    return [BlockSummary(center * p, center * p * (first_iqr + 0.01 * i), 20) for i, p in enumerate(QUIET)]
+
+
 FIVE = (0.98, 0.995, 1.0, 1.004, 1.02)
 NINE = (0.90, 0.97, 0.99, 0.995, 1.0, 1.003, 1.01, 1.03, 1.25)  # 2 trimmed each side
 THREE = (0.99, 1.0, 1.012)  # no trimming below 5 blocks
@@ -102,6 +107,12 @@ SCENARIOS = {
     # single-block runs: no within-run degrees of freedom, the IQR floor is all there is
     "k3-one-block": ([blocks(10.0, (1.0,), 0.02), blocks(10.05, (1.0,), 0.03), blocks(9.97, (1.0,), 0.02)],
                      blocks(10.5, (1.0,), 0.02)),
+    # scattered iterations, a different spread in every block: the within-block sigma is their median
+    "k2-within-varied": ([varied(1.0, 0.05), varied(1.01, 0.11)], varied(1.08, 0.17)),
+    # three wide blocks (nothing trimmed): half the block sigma is the prior
+    "k1-wide-blocks": ([blocks(10.0, (0.96, 1.0, 1.04), 0.001)], blocks(10.9, (0.96, 1.0, 1.04), 0.001)),
+    # two-block runs: the trimmed mean's effective block count is 2
+    "k2-two-blocks": ([blocks(10.0, (0.99, 1.01)), blocks(10.05, (0.995, 1.005))], blocks(10.6, (0.99, 1.01))),
     # faster: the mirror image
     "k3-faster": ([blocks(c, FIVE) for c in (10.0, 10.02, 9.98)], blocks(9.5, FIVE)),
 }
@@ -271,7 +282,7 @@ def test_a_zero_iqr_and_one_iteration_are_valid_blocks() -> None:
 def test_no_baseline_reports_nan_ratio_and_zero_confidence() -> None:
     got = decide_latency([], OK_CURRENT)
     assert got.verdict == "no_baseline" and math.isnan(got.ratio) and got.confidence == 0.0
-    assert got.reason == "no baseline stored for this case yet; nothing to compare" and not got.needs_confirmation
+    assert got.reason == "no baseline stored for this case yet; nothing to compare" and got.needs_confirmation is False
     with pytest.raises(ValueError, match="^current run has no measurement blocks$"):
         decide_latency([], [])
 
@@ -280,3 +291,91 @@ def test_update_history_refuses_keep_below_one_naming_it() -> None:
     with pytest.raises(ValueError, match=r"^keep must be >= 1, got 0$"):
         update_history([], OK_CURRENT, 0)
     assert update_history([OK_CURRENT], OK_CURRENT, 1) == [list(OK_CURRENT)]
+
+
+# --- the bars are inclusive, as documented (d >= bar, ratio >= 1 + warn_fraction * tolerance) ---------
+
+def exact_tolerance(d: float) -> float:
+    """The tolerance whose ``log1p`` is exactly *d* (found by stepping through neighbouring floats)."""
+    tol = math.expm1(d)
+    for _ in range(10_000):
+        lim = math.log1p(tol)
+        if lim == d:
+            return tol
+        tol = math.nextafter(tol, math.inf if lim < d else -math.inf)
+    raise AssertionError(f"no float tolerance with log1p == {d!r}")
+
+
+def one_block(ms: float, iqr: float = 0.0) -> list[BlockSummary]:
+    return [BlockSummary(ms, iqr, 10)]
+
+
+HIST_10 = [one_block(10.0)]
+
+
+@pytest.mark.parametrize("current_ms", [10.5, 10.45, 10.7])
+def test_a_slowdown_of_exactly_the_tolerance_fails(current_ms: float) -> None:
+    d = math.log(current_ms) - math.log(10.0)  # what the rule computes for single-block runs
+    tol = exact_tolerance(d)
+    got = decide_latency(HIST_10, one_block(current_ms), tol)  # quiet: the bar is the tolerance itself
+    assert got.verdict == "latency_regression" and got.needs_confirmation
+
+
+@pytest.mark.parametrize("current_ms", [9.5, 9.7])
+def test_a_speedup_of_exactly_the_tolerance_is_improved(current_ms: float) -> None:
+    d = math.log(current_ms) - math.log(10.0)
+    got = decide_latency(HIST_10, one_block(current_ms), exact_tolerance(-d))
+    assert got.verdict == "improved"
+
+
+def test_exactly_at_the_tolerance_but_not_credible_says_above_the_tolerance() -> None:
+    d = math.log(10.5) - math.log(10.0)
+    got = decide_latency(HIST_10, one_block(10.5), exact_tolerance(d), prior_between_cv=0.03)
+    assert got.verdict == "warn"
+    assert got.reason.startswith("slower, above the tolerance but not credible at this noise: ")
+
+
+def test_exactly_at_the_tolerance_with_no_noise_has_confidence_zero() -> None:
+    """``confidence`` is P(delta > L): with se = 0 it is 1 only for a slowdown strictly beyond the tolerance."""
+    d = math.log(10.5) - math.log(10.0)
+    got = decide_latency(HIST_10, one_block(10.5), exact_tolerance(d), prior_between_cv=0.0)
+    assert got.verdict == "latency_regression" and got.confidence == 0.0
+
+
+def test_a_ratio_of_exactly_the_warn_threshold_warns() -> None:
+    ratio = math.exp(math.log(10.3) - math.log(10.0))
+    fraction = 0.6
+    for _ in range(10_000):  # the warn_fraction for which 1 + fraction * 0.05 is exactly the ratio
+        if 1.0 + fraction * 0.05 == ratio:
+            break
+        fraction = math.nextafter(fraction, math.inf if 1.0 + fraction * 0.05 < ratio else -math.inf)
+    assert 1.0 + fraction * 0.05 == ratio
+    assert decide_latency(HIST_10, one_block(10.3), 0.05, warn_fraction=fraction).verdict == "warn"
+    assert decide_latency(HIST_10, one_block(10.3), 0.05, warn_fraction=math.nextafter(fraction, 1)).verdict == "pass"
+
+
+# --- Student's t against an arbitrary-precision reference --------------------------------------------
+
+T_GRID = [-1e3, -50.0, -3.0, -0.1, 0.0, 0.01, 0.3, 1.0, 2.5, 10.0, 1e3]
+DF_GRID = [0.5, 1.0, 2.0, 2.5, 5.0, 24.0, 25.0, 31.0, 100.0, 1000.0, 1e5]
+
+
+@pytest.mark.parametrize("df", DF_GRID)
+def test_student_t_cdf_matches_mpmath(df: float) -> None:
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 40
+    for t in T_GRID:
+        x = mpmath.mpf(df) / (mpmath.mpf(df) + mpmath.mpf(t) ** 2)
+        tail = mpmath.betainc(mpmath.mpf(df) / 2, mpmath.mpf(1) / 2, 0, x, regularized=True) / 2
+        expected = float(1 - tail if t > 0 else tail)
+        assert student_t_cdf(t, df) == pytest.approx(expected, abs=1e-9, rel=1e-9), (t, df)
+
+
+def test_student_t_cdf_at_the_infinities() -> None:
+    import statistics as st
+
+    for df in (1.0, 24.0, 1e5):
+        assert student_t_cdf(math.inf, df) == 1.0 and student_t_cdf(-math.inf, df) == 0.0
+        assert student_t_cdf(0.0, df) == 0.5
+    for t in (-2.0, 0.3, 1.7):
+        assert student_t_cdf(t, math.inf) == st.NormalDist().cdf(t)
