@@ -149,7 +149,8 @@ class Suite:
 
             complete_onnx_suite(self)
         if not self.inputs:
-            raise SuiteError("a PyTorch suite needs its inputs: inputs=[Input(name, shape), ...]")
+            raise SuiteError(f"{self.onnx_path().name} has no inputs: nothing to feed the model"
+                             if self.is_onnx_file else "a PyTorch suite needs its inputs: inputs=[Input(name, shape), ...]")
         problems = [] if declared else suite_problems(self, inputs=True)  # inputs read from the ONNX file
         if problems:
             raise SuiteError("; ".join(problems))
