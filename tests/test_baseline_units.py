@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from pytest_trtbench.baseline import (
+    SCHEMA_VERSION,
     BaselineError,
     baseline_path,
     dumps,
@@ -223,10 +224,11 @@ def test_an_unreadable_file_is_refused_naming_the_file(tmp_path: Path) -> None:
         load_baselines(path)
 
 
-def test_a_current_file_loads_unchanged(tmp_path: Path) -> None:
+@pytest.mark.parametrize("version", [3, SCHEMA_VERSION])
+def test_a_current_or_schema_3_file_loads_unchanged(tmp_path: Path, version: int) -> None:
     path = tmp_path / "s.json"
     cases = {"a": {"latency": {"runs": [run_json(B1)]}}, "b": {"accuracy": {}}}
-    path.write_text(json.dumps({"schema_version": 3, "suite": "s", "cases": cases}), encoding="utf-8")
+    path.write_text(json.dumps({"schema_version": version, "suite": "s", "cases": cases}), encoding="utf-8")
     assert load_baselines(path) == cases
 
 
@@ -309,7 +311,7 @@ def test_update_creates_the_gpu_folder_and_keeps_other_cases(tmp_path: Path, mon
     update_baselines(path, "test_m", {"a": {"x": 1}})
     update_baselines(path, "test_m", {"b": {"x": 2}})
     data = json.loads(path.read_text())
-    assert data == {"schema_version": 3, "suite": "test_m", "cases": {"a": {"x": 1}, "b": {"x": 2}}}
+    assert data == {"schema_version": SCHEMA_VERSION, "suite": "test_m", "cases": {"a": {"x": 1}, "b": {"x": 2}}}
     # baselines are committed like code: nothing else appears in the project (the lock is in the temp dir)
     assert sorted(str(p) for p in tmp_path.rglob("*")) == [str(tmp_path / "baselines"), str(tmp_path / "baselines/l4"),
                                                             str(tmp_path / "baselines/l4/test_m.json")]
