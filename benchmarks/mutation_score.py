@@ -5,9 +5,10 @@
     python benchmarks/mutation_score.py --fresh -j 2 # delete mutants/ first: score from scratch, 2 workers
 
 Modules and the test selection are in setup.cfg (``only_mutate``, ``pytest_add_cli_args_test_selection``).
-Score = killed / (all mutants - mutants listed as equivalent in ``benchmarks/mutation_equivalent.txt``);
+Score = killed / (all mutants - surviving mutants listed as equivalent in ``benchmarks/mutation_equivalent.txt``);
 timeouts count as killed (the mutant hangs a test), "no tests" and "survived" as not killed.
-``--survivors FILE`` writes the surviving mutant names (one a line) for review.
+``--survivors FILE`` writes the surviving mutant names (one a line) for review. Names in the equivalent list
+that are no longer mutants (mutmut numbers mutants by position, so edits renumber them) are printed: re-review.
 """
 from __future__ import annotations
 
@@ -85,9 +86,10 @@ def main() -> None:
     equivalent = equivalent_mutants()
     per_module: dict[str, Counter[str]] = defaultdict(Counter)
     survivors = []
+    stale = sorted(set(equivalent) - set(status))
     for name, state in sorted(status.items()):
         module = module_of(name)
-        if name in equivalent:
+        if name in equivalent and state not in KILLED:  # a listed mutant that a test kills counts as killed
             per_module[module]["equivalent"] += 1
             continue
         per_module[module][state] += 1
@@ -102,6 +104,12 @@ def main() -> None:
     print(_line("all", total))
     if seconds is not None:
         print(f"mutmut run: {seconds:.0f} s with {args.max_children} workers")
+    killed_listed = sorted(n for n in equivalent if status.get(n) in KILLED)
+    if stale or killed_listed:
+        print(f"equivalent list: {len(stale)} names not among the mutants (code moved: re-review them), "
+              f"{len(killed_listed)} listed but killed (counted as killed)")
+        for name in stale + killed_listed:
+            print(f"  {name}")
     if args.survivors:
         args.survivors.write_text("\n".join(survivors) + "\n", encoding="utf-8")
 
