@@ -51,18 +51,6 @@ def test_declared_inputs_are_checked_with_the_rest_before_any_file_is_read(tmp_p
                               "int32, int64, uint8, bool")
 
 
-def test_build_options_are_parsed_at_construction_and_again_at_validation(tmp_path: Path) -> None:
-    suite = Suite(model=lambda: None, inputs=X, build_options={"opt_level": "3"}, name="s")
-    assert suite.build_options == {"opt_level": 3}
-    suite.build_options = {"workspace_mib": "64"}  # a suite edited after construction
-    suite.validate()
-    assert suite.build_options == {"workspace_mib": 64}
-    bad = Suite(model=lambda: None, inputs=X, build_options={"opt_level": "9"}, name="b")  # no error yet
-    assert bad.build_options == {"opt_level": "9"}
-    with pytest.raises(SuiteError, match="opt_level"):
-        bad.validate()
-
-
 def test_a_pytorch_suite_without_inputs_is_told_to_declare_them() -> None:
     with pytest.raises(SuiteError) as exc:
         Suite(model=lambda: None, name="s").validate()
