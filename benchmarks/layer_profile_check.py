@@ -190,7 +190,7 @@ def main() -> int:
     parser.add_argument("--seq", type=int, default=128)
     parser.add_argument("--pairs", type=int, default=3, help="alternating without/with process pairs")
     args = parser.parse_args()
-    args.timing = ["--trt-warmup-s=0.2", "--trt-blocks=5", "--trt-min-block-s=0.05"]
+    args.timing = ["--trt-warmup-s=0.2", "--trt-blocks=5", "--trt-min-block-s=0.05", "--trt-energy-s=0"]
     gpu = "cpu" if args.cpu else "auto"
     out = args.out.resolve()
     work = out / "project"

@@ -113,6 +113,17 @@ def test_onnxruntime_profiler_gives_every_executed_node_with_its_op(mlp_file: Pa
     assert p.total_us == pytest.approx(sum(x.us for x in p.layers)) and p.total_us >= 0
 
 
+def test_a_provider_that_did_not_load_is_refused_not_mislabelled(mlp_file: Path, tmp_path: Path) -> None:
+    """Without the CUDA provider ORT falls back to the CPU; those CPU times must never pass for CUDA ones."""
+    from pytest_trtbench.backends.ort_profile import profile_runs
+
+    with warnings.catch_warnings():  # ORT warns that the provider is not available, then falls back
+        warnings.simplefilter("ignore")
+        with pytest.raises(LayerProfileError, match="runs on CPUExecutionProvider, not CUDAExecutionProvider"):
+            profile_runs(mlp_file, [("CUDAExecutionProvider", {}), "CPUExecutionProvider"],
+                         {"x": np.ones((2, 16), np.float32)}, 1, tmp_path)
+
+
 def test_capture_goes_through_the_engine_and_leaves_its_timed_session_alone(mlp_file: Path) -> None:
     engine = cpu_engine(mlp_file)
     timed = engine.session

@@ -40,11 +40,17 @@ def profile_runs(path: Path, providers: Sequence[Any], feeds: Mapping[str, np.nd
     options.enable_profiling = True
     options.profile_file_prefix = str(work / "trtbench-ort-profile")
     providers = [tuple(p) if isinstance(p, list) else p for p in providers]
+    wanted = providers[0] if isinstance(providers[0], str) else providers[0][0]
     try:
         session = ort.InferenceSession(str(path), options, providers=providers)
+        if session.get_providers()[0] != wanted:  # ORT falls back to the CPU when a provider fails to load
+            raise LayerProfileError(f"the profiled session of {path} runs on {session.get_providers()[0]}, not {wanted} "
+                                    "(the provider failed to load there)")
         for _ in range(runs + 1):
             session.run(None, dict(feeds))
         trace = Path(session.end_profiling())
+    except LayerProfileError:
+        raise
     except Exception as exc:  # onnxruntime's Fail / InvalidArgument have no common base
         raise LayerProfileError(f"onnxruntime profiling of {path} failed: {type(exc).__name__}: {str(exc)[:300]}") from None
     try:
@@ -99,6 +105,8 @@ def _child(job_file: str) -> int:
     import numpy as np
 
     job = json.loads(Path(job_file).read_text(encoding="utf-8"))
+    if "CUDAExecutionProvider" in json.dumps(job["providers"]):
+        _load_cuda_libraries()
     with np.load(job["feeds"]) as arrays:
         feeds = {name: arrays[f"arr_{i}"] for i, name in enumerate(job["names"])}
     try:
@@ -108,6 +116,20 @@ def _child(job_file: str) -> int:
         return 1
     Path(job["out"]).write_text(json.dumps(per_run), encoding="utf-8")
     return 0
+
+
+def _load_cuda_libraries() -> None:
+    """Make the CUDA libraries ORT's CUDA provider needs loadable, as in the parent process: importing torch
+    loads the ones its wheels ship (the parent imports torch before ORT); without torch, ORT's own
+    ``preload_dlls()`` (recent onnxruntime-gpu releases have it) loads them from the nvidia-* packages."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        import onnxruntime as ort
+
+        preload = getattr(ort, "preload_dlls", None)
+        if preload is not None:
+            preload()
 
 
 if __name__ == "__main__":
