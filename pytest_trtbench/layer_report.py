@@ -29,7 +29,8 @@ class LayerReport:
     profile: LayerProfile | None = None
     """This run's profile, compacted (what ``--trt-update-baselines`` stores)."""
     diff: LayerDiff | None = None
-    """Against the baseline's stored profile; only for a case the latency rule found slower."""
+    """Against the baseline's stored profile: for a case the latency rule found slower, and for every case
+    with a stored profile under ``--trt-profile-layers``."""
     note: str = ""
 
     def heading(self) -> str:
@@ -78,8 +79,9 @@ def due(*, profile_layers: bool, update_baselines: bool, check: LatencyCheck) ->
 
 
 def layer_stage(engine: Any, feeds: Mapping[str, np.ndarray], baseline: Mapping[str, Any] | None,
-                check: LatencyCheck, runs: int = PROFILE_RUNS) -> LayerReport:
-    """Capture the engine's profile; diff it against the baseline's when the case is slower."""
+                check: LatencyCheck, *, every_case: bool = False, runs: int = PROFILE_RUNS) -> LayerReport:
+    """Capture the engine's profile; diff it against the baseline's when the case is slower, or for every
+    case with a stored profile when *every_case* (``--trt-profile-layers``)."""
     try:
         full = capture(engine, feeds, runs)
     except LayerProfileError as exc:
@@ -87,9 +89,9 @@ def layer_stage(engine: Any, feeds: Mapping[str, np.ndarray], baseline: Mapping[
     except Exception as exc:  # a backend failing inside its profiler must not turn the case into an error
         return LayerReport(note=f"layer profile not captured: {type(exc).__name__}: {str(exc)[:300]}")
     compact = full.compact()
-    if not slower(check):
-        return LayerReport(compact)
     stored = (baseline or {}).get("layers")
+    if not slower(check) and not (every_case and stored):
+        return LayerReport(compact)
     if not stored:
         return LayerReport(compact, note=NO_STORED_PROFILE)
     return LayerReport(compact, diff_profiles(LayerProfile.from_json(stored), full))

@@ -131,7 +131,8 @@ def _stages(case: Case, res: CaseResources, outcome: CaseOutcome) -> Iterator[Ca
         outcome = replace(outcome, latency=LatencySummary.of(latency), latency_check=check)
         yield outcome
     if due(profile_layers=settings.profile_layers, update_baselines=settings.update_baselines, check=outcome.latency_check):
-        outcome = replace(outcome, layers=layer_stage(engine, feeds, baseline, outcome.latency_check))  # after timing
+        outcome = replace(outcome, layers=layer_stage(engine, feeds, baseline, outcome.latency_check,  # after timing
+                                                      every_case=settings.profile_layers))
         yield outcome
     yield finish(case, res, outcome, regressions, has_baseline=bool(baseline))
 

@@ -371,17 +371,17 @@ def test_an_added_block_is_named_as_the_new_layers_in_the_failure_text(pytester:
 
 
 def test_one_much_wider_layer_is_named_as_the_top_contributor(pytester: pytest.Pytester) -> None:
+    """With --trt-profile-layers every case with a stored profile gets the diff, so this check does not wait
+    for the (CPU-timed) gate: the latency gate is off, the layer deltas are structural enough (64x the work)."""
     write_knob(pytester)
     pytester.runpytest(*FAST, "--trt-update-baselines").assert_outcomes(passed=1)
-    faster_baseline(pytester)
     write_knob(pytester, wide=64)  # block 1: 64 -> 4096 -> 64, 64x the work of any other layer
-    result = pytester.runpytest(*FAST, "--trt-latency-gate=on", "--trt-report=r.csv")
-    result.assert_outcomes(failed=1)
-    out = result.stdout.str()
-    reading_line = next(line for line in out.splitlines() if "reading:" in line)
-    assert "/blocks/blocks.1/" in reading_line, out
-    assert "new layers" not in out and "vanished layers" not in out
-    assert knob_row(pytester)["top_layer_deltas"].split(";")[0].count("/blocks/blocks.1/") == 1
+    result = pytester.runpytest(*FAST, "--trt-latency-gate=off", "--trt-profile-layers", "--trt-report=r.csv")
+    result.assert_outcomes(passed=1)
+    cell = knob_row(pytester)["top_layer_deltas"]
+    first, second = cell.split("; ")[:2]
+    assert "/blocks/blocks.1/" in first and "/blocks/blocks.1/" in second, cell
+    assert " new]" not in cell, cell
 
 
 def test_profiling_is_off_by_default_and_on_with_the_option_or_ini(pytester: pytest.Pytester) -> None:
