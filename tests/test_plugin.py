@@ -76,7 +76,12 @@ def test_a_suite_passes_and_reports_every_column(pytester: pytest.Pytester) -> N
     for row in rows.values():
         assert row["status"] == "new" and row["engine_cache"] == "built" and row["reference_backend"] == "torch-cpu"
         assert float(row["latency_ms_median"]) > 0 and float(row["throughput_qps"]) > 0
-        assert float(row["cosine_similarity"]) > 0.98 and float(row["speedup_vs_reference"]) > 0
+        assert float(row["cosine_similarity"]) > 0.98
+        # under heavy load the reference timing may be dropped (documented): then the row must say why
+        if row["speedup_vs_reference"]:
+            assert float(row["speedup_vs_reference"]) > 0
+        else:
+            assert "reference timing unstable, not stored" in row["reason"], row["reason"]
 
 
 def test_second_run_builds_nothing(pytester: pytest.Pytester) -> None:
