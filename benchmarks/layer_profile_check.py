@@ -8,7 +8,8 @@ The knob suite is a small transformer encoder (attention + MLP blocks, dim 256) 
 
 Steps (each a separate ``python -m pytest`` process on a private copy of the suite, one engine cache):
 record baselines (``--trt-update-baselines`` stores the layer profile), run each knob with the latency gate on
-(``--trt-latency-gate=on``), then alternate runs of the unchanged model without and with
+(``--trt-latency-gate=on``; with ``--trt-profile-layers``, so the CSV has the layer diff even for a case the
+gate passes), then alternate runs of the unchanged model without and with
 ``--trt-profile-layers`` (the profile is taken after each case's timed blocks; the next case's headline median
 shows any effect). Writes ``layer_profiles.md`` (and the raw CSVs / stdout) under ``--out``.
 
@@ -128,8 +129,9 @@ def knob_section(work: Path, gpu: str, name: str, extra: int, wide: int, args: a
     if args.force_slower:
         force_slower(work, gpu)
     write_suite(work, args.dim, args.seq, extra=extra, wide=wide)
-    code, stdout, wall = pytest_run(work, gpu, *args.timing, "--trt-latency-gate=on", f"--trt-report={out / f'{name}.csv'}",
-                                    log=out / f"{name}.log")
+    # --trt-profile-layers: the CSV gets the layer diff even where the gate does not call the case slower
+    code, stdout, wall = pytest_run(work, gpu, *args.timing, "--trt-latency-gate=on", "--trt-profile-layers",
+                                    f"--trt-report={out / f'{name}.csv'}", log=out / f"{name}.log")
     lines = [f"### {name}: EXTRA_BLOCKS={extra}, WIDE={wide} (exit {code}, {wall:.1f} s)", ""]
     for case_id, r in rows(out / f"{name}.csv").items():
         lines.append(f"- `{case_id}`: **{r['status']}**, median {float(r['latency_ms_median']):.4f} ms, "
