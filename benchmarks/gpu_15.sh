@@ -17,6 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/gpu_15_out}"
 mkdir -p "$OUT/gpu_15"
+PY="$(command -v python || command -v python3)"
 extra=(--pairs 2)
 if [[ "${1:-}" == "--cpu" ]]; then
   extra+=(--cpu --force-slower)
@@ -24,7 +25,7 @@ fi
 {
   date -u
   nvidia-smi --query-gpu=name,driver_version,clocks.sm --format=csv 2>/dev/null || echo "no nvidia-smi"
-  python -c "import onnxruntime as o; print('onnxruntime', o.__version__, o.get_available_providers())"
-  python -c "import torch; print('torch', torch.__version__, torch.cuda.is_available())"
+  "$PY" -c "import onnxruntime as o; print('onnxruntime', o.__version__, o.get_available_providers())"
+  "$PY" -c "import torch; print('torch', torch.__version__, torch.cuda.is_available())"
 } > "$OUT/gpu_15/environment.txt" 2>&1 || true
-timeout 600 python benchmarks/layer_profile_check.py --out "$OUT/gpu_15" "${extra[@]}"
+timeout 600 "$PY" benchmarks/layer_profile_check.py --out "$OUT/gpu_15" "${extra[@]}"
