@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Generator
 
 import pytest
 
-from pytest_trtbench.items import CaseItem, InvalidSuiteItem, result_key, suite_items
 from pytest_trtbench.options import (
     BASELINE_DIR,
     BLOCKS,
@@ -55,6 +55,9 @@ if TYPE_CHECKING:
     from pytest_trtbench.runner import Harness
     from pytest_trtbench.settings import Settings
 
+ITEMS_MODULE = "pytest_trtbench.items"
+"""Imported with the first suite collected (``pytest_pycollect_makeitem``): hooks check ``sys.modules`` for it
+first, so a pytest run without suites never imports it (Hypothesis' plugin does the same with hypothesis)."""
 REPORT_ATTRIBUTE = "trtbench_result"
 """The call report's attribute holding a case's result as JSON (see ``pytest_runtest_makereport``)."""
 
@@ -122,6 +125,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> list[pytest.Item] | None:
     if not isinstance(obj, Suite) or not collector.funcnamefilter(name):  # type: ignore[attr-defined]
         return None
+    from pytest_trtbench.items import suite_items  # with the first suite: runs without suites never import it
+
     return suite_items(collector, name, obj, collector.config.stash[plugin_key])
 
 
@@ -231,6 +236,10 @@ class TrtBenchPlugin:
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        if ITEMS_MODULE not in sys.modules:  # no suite was collected
+            return
+        from pytest_trtbench.items import CaseItem, InvalidSuiteItem
+
         self.suite_files = list(dict.fromkeys(i.path for i in items if isinstance(i, (CaseItem, InvalidSuiteItem))))
         if self.suite_files:  # suites were collected (valid or not): option errors are usage errors first
             from pytest_trtbench.cache import CacheDirError, EngineCache
@@ -264,7 +273,11 @@ class TrtBenchPlugin:
         attributes travel from xdist workers (pytest's report serialization keeps them) and stay out of
         ``--junitxml`` files, which write ``user_properties``."""
         report = yield
-        if call.when == "call" and isinstance(item, CaseItem) and result_key in item.stash:
+        if call.when != "call" or ITEMS_MODULE not in sys.modules:
+            return report
+        from pytest_trtbench.items import CaseItem, result_key
+
+        if isinstance(item, CaseItem) and result_key in item.stash:
             setattr(report, REPORT_ATTRIBUTE, item.stash[result_key])
         return report
 
