@@ -60,14 +60,7 @@ def quantize_qdq(
     """Write the Q/DQ int8 model of *src* to *dst*, calibrated on *calibration* feeds with *method*
     (:data:`CALIBRATION_METHODS`: ONNX Runtime's calibrator of that name, its default settings: entropy
     128 bins, percentile 99.999 % of 2048 bins; activation ranges made symmetric for every method)."""
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-    from onnxruntime.quantization.shape_inference import quant_pre_process
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     calibrate_method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                         "percentile": CalibrationMethod.Percentile}.get(method)
@@ -79,38 +72,19 @@ def quantize_qdq(
         feeds = uniform_batches(feeds)
     if not feeds:
         raise QuantizationError(f"{src}: int8 needs calibration data, and the suite's calibration gave none")
-
-    class _Reader(CalibrationDataReader):  # type: ignore[misc]
-        def __init__(self) -> None:
-            self._it: Iterator[Mapping[str, np.ndarray]] = iter(feeds)
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            feeds = next(self._it, None)
-            return dict(feeds) if feeds else None
-
-        def rewind(self) -> None:
-            self._it = iter(feeds)
-
     prepared = dst.with_name(dst.stem + ".pre.onnx")
     overrides: dict[str, Any] = {}
     try:
-        # the pre-processing ONNX Runtime recommends: symbolic shape inference and graph cleanup
-        try:
-            quant_pre_process(str(src), str(prepared), auto_merge=True)
-        except AssertionError:  # ORT's symbolic shape inference gives up on some Reshapes (a ViT's patch flatten)
-            quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
-        weighted = weighted_nodes(prepared)
-        if not weighted:
-            raise QuantizationError(f"{src}: no Conv/MatMul/Gemm with weights to quantize; int8 would change nothing")
+        weighted = _preprocess(src, prepared)
         # the entropy / percentile calibrators print their progress to stdout: not in the user's terminal
         with contextlib.redirect_stdout(io.StringIO()):
             if method == "entropy":
-                overrides = entropy_ranges(prepared, _Reader())
+                overrides = entropy_ranges(prepared, _feed_reader(feeds))
                 calibrate_method = CalibrationMethod.MinMax  # its ranges are replaced by the entropy ones
             quantize_static(
                 str(prepared),
                 str(dst),
-                _Reader(),
+                _feed_reader(feeds),
                 quant_format=QuantFormat.QDQ,
                 activation_type=QuantType.QInt8,
                 weight_type=QuantType.QInt8,
@@ -129,6 +103,39 @@ def quantize_qdq(
         raise QuantizationError(f"{src}: int8 Q/DQ quantization failed: {type(exc).__name__}: {exc}") from exc
     finally:
         prepared.unlink(missing_ok=True)
+
+
+def _preprocess(src: Path, prepared: Path) -> list[str]:
+    """ONNX Runtime's recommended pre-processing of *src* into *prepared* (symbolic shape inference, graph
+    cleanup); the names of the weighted nodes to quantize (none: a :class:`QuantizationError`)."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    try:
+        quant_pre_process(str(src), str(prepared), auto_merge=True)
+    except AssertionError:  # ORT's symbolic shape inference gives up on some Reshapes (a ViT's patch flatten)
+        quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
+    weighted: list[str] = weighted_nodes(prepared)
+    if not weighted:
+        raise QuantizationError(f"{src}: no Conv/MatMul/Gemm with weights to quantize; int8 would change nothing")
+    return weighted
+
+
+def _feed_reader(feeds: list[Mapping[str, np.ndarray]]) -> Any:
+    """An ONNX Runtime ``CalibrationDataReader`` over *feeds* (rewindable)."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class _Reader(CalibrationDataReader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self._it: Iterator[Mapping[str, np.ndarray]] = iter(feeds)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            feed = next(self._it, None)
+            return dict(feed) if feed else None
+
+        def rewind(self) -> None:
+            self._it = iter(feeds)
+
+    return _Reader()
 
 
 def entropy_ranges(model: Path, reader: Any) -> dict[str, list[dict[str, Any]]]:
