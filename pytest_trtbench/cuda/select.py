@@ -59,26 +59,25 @@ def _torch_reason() -> str | None:
     return None
 
 
-def _cuda_python_reason() -> str | None:
+def _bindings_reason(module: str, library: str) -> str | None:
+    """Why the layer in ``pytest_trtbench.cuda.<module>`` (on *library*) can't run here, or ``None``."""
+    import importlib
+
     try:
-        from pytest_trtbench.cuda.cuda_python_layer import device_count
-        count = device_count()
+        count = importlib.import_module(f"pytest_trtbench.cuda.{module}").device_count()
     except ImportError:
-        return "cuda-python (cuda-bindings) is not installed"
+        return f"{library} is not installed"
     except CudaLayerError as exc:
         return str(exc)
-    return None if count else "cuda-python sees no CUDA device"
+    return None if count else f"{library.split()[0]} sees no CUDA device"
+
+
+def _cuda_python_reason() -> str | None:
+    return _bindings_reason("cuda_python_layer", "cuda-python (cuda-bindings)")
 
 
 def _pycuda_reason() -> str | None:
-    try:
-        from pytest_trtbench.cuda.pycuda_layer import device_count
-        count = device_count()
-    except ImportError:
-        return "pycuda is not installed"
-    except CudaLayerError as exc:
-        return str(exc)
-    return None if count else "pycuda sees no CUDA device"
+    return _bindings_reason("pycuda_layer", "pycuda")
 
 
 PROBES: Mapping[str, Callable[[], str | None]] = {
