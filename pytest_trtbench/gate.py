@@ -210,5 +210,5 @@ def launch_bound_unarmed(history: Sequence[StoredRun], machine: str, launch_boun
 
 
 def advisory_reason(decision: LatencyDecision, where: str = "CPU") -> str:
-    """``"latency +48 % (advisory on CPU): <rule's reason>"`` for a would-be regression."""
+    """``"latency +48 % (advisory on CPU): <rule's reason>"`` for a would-be regression (or speedup)."""
     return f"latency {100 * (decision.ratio - 1):+.0f} % (advisory on {where}): {decision.reason}"

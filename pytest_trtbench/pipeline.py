@@ -249,7 +249,7 @@ def latency_gate(
     times (*remeasure*), each run appended, and decided again; returns the final measurement and the
     check. With the gate advisory (CPU under ``auto``, or a launch-bound case with too few runs of this
     machine: :func:`gate.launch_bound_unarmed`) a regression is reported in the reason, the verdict
-    stays ``pass`` and nothing is re-measured."""
+    stays ``pass`` and nothing is re-measured; on CPU (advisory) a speedup is not ``improved`` either."""
     base_lat = baseline.get("latency") or {}
     check = _last_level(latency, base_lat)
     mode = gate.effective_mode(settings.latency_gate, settings.device.kind)
@@ -275,6 +275,9 @@ def latency_gate(
     if verdict == V.LATENCY_REGRESSION and (mode == gate.ADVISORY or unarmed):
         where = "CPU" if mode == gate.ADVISORY else unarmed
         verdict, reason = V.PASS, f"{gate.advisory_reason(decision, where)} ({which})"
+    elif verdict == V.IMPROVED and mode == gate.ADVISORY:
+        # CPU timing decides no status either way: a speedup is reported, not a verdict
+        verdict, reason = V.PASS, f"{gate.advisory_reason(decision)} ({which})"
     check = replace(check, confidence=decision.confidence, reason=reason, decision=decision, verdict=verdict)
     if decision.ratio > 0 and math.isfinite(decision.ratio):
         # report what the rule compared: the history's level, not only the last run's median

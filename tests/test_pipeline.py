@@ -314,6 +314,14 @@ def test_on_cpu_the_gate_is_advisory_by_default_and_never_remeasures(tmp_path: P
     assert outcome.latency_check.change_pct == pytest.approx(100.0)
 
 
+def test_on_cpu_a_speedup_is_advisory_too_not_improved(tmp_path: Path) -> None:
+    res = make_resources(tmp_path, baseline=recorded_baseline(tmp_path), latencies=[0.5, 0.5])
+    outcome = run_case(fake_case(), res)
+    assert outcome.status == V.PASS and res.measured == 1
+    assert outcome.reason.startswith("latency -50 % (advisory on CPU): faster: ratio 0.5000"), outcome.reason
+    assert outcome.latency_check.change_pct == pytest.approx(-50.0)
+
+
 # --- launch-bound cases on a GPU: advisory until their own machine has a history ---------------------
 
 GPU = DeviceInfo("h200", "Fake H200", "cuda", "9.0")
