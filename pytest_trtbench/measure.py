@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from pytest_trtbench.backends.base import BackendError, Launch
 from pytest_trtbench.cuda.layer import CudaLayerError
+from pytest_trtbench.cuda.torch_layer import TorchCaptureGuard
 from pytest_trtbench.regression import BlockSummary
 
 if TYPE_CHECKING:
@@ -214,35 +215,6 @@ def capture_cuda_graph(launch: Launch) -> tuple[Call | None, str]:
     if not callable(got):
         return None, f"capture_graph returned {type(got).__name__}, not a callable"
     return got, ""
-
-
-class TorchCaptureGuard:
-    """Undoes what a failed ``torch.cuda.graph`` capture leaves behind in the process.
-
-    When capture fails (a host sync inside the captured code), ``torch.cuda.graph.__exit__`` raises
-    from ``capture_end`` before it restores the current stream, and the CUDA RNG generator stays
-    marked as capturing: every later CUDA random op then fails with "Offset increment outside
-    graph capture encountered unexpectedly" (seen with torch 2.11). Create before capturing;
-    :meth:`restore` after a failure puts the stream and a clone of the generator state back.
-    """
-
-    def __init__(self) -> None:
-        import torch
-
-        torch.cuda.init()
-        self.stream = torch.cuda.current_stream()
-        generators = torch.cuda.default_generators
-        index = torch.cuda.current_device()
-        self.generator = generators[index] if index < len(generators) else None
-        self.saved = self.generator.clone_state() if self.generator is not None else None
-
-    def restore(self) -> None:
-        import torch
-
-        if torch.cuda.current_stream() != self.stream:
-            torch.cuda.set_stream(self.stream)
-        if self.generator is not None and self.saved is not None:
-            self.generator.graphsafe_set_state(self.saved)
 
 
 def as_layer_stream(stream: Any) -> Stream:

@@ -235,7 +235,7 @@ class TorchLaunch:
             return "a CPU launch: CUDA graphs need a CUDA device"
         import torch
 
-        from pytest_trtbench.measure import TorchCaptureGuard
+        from pytest_trtbench.cuda.torch_layer import TorchCaptureGuard
 
         stream = self.cuda_stream
         guard = TorchCaptureGuard()

@@ -78,8 +78,6 @@ class TorchLayer(CudaLayer):
 
     def capture(self, stream: Stream, work: Callable[[], Any]) -> Graph:
         torch = self.torch
-        from pytest_trtbench.measure import TorchCaptureGuard
-
         guard = TorchCaptureGuard()
         graph = torch.cuda.CUDAGraph()
         try:
@@ -99,3 +97,32 @@ class TorchLayer(CudaLayer):
                 graph.replay()
 
         return Graph(replay, keep=graph)
+
+
+class TorchCaptureGuard:
+    """Undoes what a failed ``torch.cuda.graph`` capture leaves behind in the process.
+
+    When capture fails (a host sync inside the captured code), ``torch.cuda.graph.__exit__`` raises
+    from ``capture_end`` before it restores the current stream, and the CUDA RNG generator stays
+    marked as capturing: every later CUDA random op then fails with "Offset increment outside
+    graph capture encountered unexpectedly" (seen with torch 2.11). Create before capturing;
+    :meth:`restore` after a failure puts the stream and a clone of the generator state back.
+    """
+
+    def __init__(self) -> None:
+        import torch
+
+        torch.cuda.init()
+        self.stream = torch.cuda.current_stream()
+        generators = torch.cuda.default_generators
+        index = torch.cuda.current_device()
+        self.generator = generators[index] if index < len(generators) else None
+        self.saved = self.generator.clone_state() if self.generator is not None else None
+
+    def restore(self) -> None:
+        import torch
+
+        if torch.cuda.current_stream() != self.stream:
+            torch.cuda.set_stream(self.stream)
+        if self.generator is not None and self.saved is not None:
+            self.generator.graphsafe_set_state(self.saved)
