@@ -159,16 +159,17 @@ def lock_path(path: Path) -> Path:
 def _stored_history(
     latency: LatencySummary, old: Mapping[str, Any], device_name: str, environment: Mapping[str, Any], keep: int
 ) -> list[StoredRun]:
-    """The old entry's runs with this one appended (its machine hash, GPU clock, launch-bound flag), the last
-    *keep* kept. Runs of other machines with the same GPU model stay: they measure the between-machine spread
-    (:mod:`pytest_trtbench.gate`); a different GPU model starts over."""
+    """The old entry's runs with this one appended (its machine hash, GPU clock, launch-bound flag, timing
+    method), the last *keep* kept. Runs of other machines with the same GPU model stay: they measure the
+    between-machine spread (:mod:`pytest_trtbench.gate`); a different GPU model or timing method starts over."""
     same_gpu = old.get("environment", {}).get("device_name") == device_name
-    runs = stored_runs(old.get("latency")) if same_gpu else []
+    runs = [r for r in stored_runs(old.get("latency")) if r.method in (None, latency.method)] if same_gpu else []
     update_history([list(r.blocks) for r in runs], list(latency.blocks), 1)  # validates the new run
     clock = latency.telemetry.get("gpu_clock_mhz_end")
     machine = environment.get("machine")
     new = StoredRun(tuple(latency.blocks), str(machine) if machine else None,
-                    float(clock) if isinstance(clock, (int, float)) else None, bool(latency.launch_bound))
+                    float(clock) if isinstance(clock, (int, float)) else None, bool(latency.launch_bound),
+                    latency.method)
     return [*runs, new][-max(1, keep):]
 
 

@@ -99,7 +99,8 @@ def launch_bound_reason(median_ms: float, enqueue_ms: float, host_synchronous: b
     GPU time, or (where the enqueue time cannot be separated, ``host_synchronous``) the case was
     timed by plain enqueues rather than a graph replay, so every kernel launch's host overhead is
     inside every iteration (measured: such cases' medians move 4.3 % between processes on one H200,
-    graph-replayed ones 0.9 %).
+    graph-replayed ones 0.9 %), or by a graph replay that waits for the GPU on every call (ONNX
+    Runtime's own graph: the host's wake-up after each replay is in the timing).
     """
     if not on_gpu or not median_ms > 0:
         return ""
@@ -109,6 +110,8 @@ def launch_bound_reason(median_ms: float, enqueue_ms: float, host_synchronous: b
         return f"host enqueue {enqueue_ms:.4f} ms >= GPU time {median_ms:.4f} ms"
     if host_synchronous and not graph_replay:
         return "timed by plain enqueues (no CUDA graph): host launch overhead is in every iteration"
+    if host_synchronous:
+        return "every graph replay waits for the GPU (ONNX Runtime's own CUDA graph): host wake-up is in every iteration"
     return ""
 
 
@@ -121,29 +124,56 @@ class StoredRun:
     """:func:`pytest_trtbench.machine.machine_identity`; ``None`` for runs migrated from schema 2."""
     gpu_clock_mhz: float | None = None
     launch_bound: bool = False
+    method: str | None = None
+    """The timing method (``cuda-graph-pinned``, ``cuda-events``, ...); runs of another method are not compared."""
 
     def to_json(self) -> dict[str, Any]:
         return {"blocks": [b.to_json() for b in self.blocks], "machine": self.machine,
-                "gpu_clock_mhz": self.gpu_clock_mhz, "launch_bound": self.launch_bound}
+                "gpu_clock_mhz": self.gpu_clock_mhz, "launch_bound": self.launch_bound, "method": self.method}
 
     @classmethod
-    def from_json(cls, data: Any) -> StoredRun:
-        """A schema-3 run object, or a schema-2 bare list of blocks (machine unknown)."""
+    def from_json(cls, data: Any, legacy_method: str | None = None) -> StoredRun:
+        """A schema-3 run object, or a schema-2 bare list of blocks (machine unknown); a run stored
+        without its method gets *legacy_method*."""
         if isinstance(data, list):
-            return cls(tuple(BlockSummary.from_json(b) for b in data))
+            return cls(tuple(BlockSummary.from_json(b) for b in data), method=legacy_method)
         if not isinstance(data, Mapping) or not isinstance(data.get("blocks"), list):
             raise ValueError(f"stored run {data!r} is neither a list of blocks nor an object with 'blocks'")
         clock = data.get("gpu_clock_mhz")
         machine = data.get("machine")
+        method = data.get("method")
         return cls(tuple(BlockSummary.from_json(b) for b in data["blocks"]),
                    str(machine) if machine is not None else None,
-                   float(clock) if isinstance(clock, (int, float)) else None, bool(data.get("launch_bound", False)))
+                   float(clock) if isinstance(clock, (int, float)) else None, bool(data.get("launch_bound", False)),
+                   str(method) if method else legacy_method)
+
+
+def legacy_method(entry_method: Any) -> str | None:
+    """The timing method of a run stored before runs recorded theirs: the entry's, except that every
+    graph-timed run then was ONNX Runtime's own, host-synchronous graph (TensorRT execution had not run)."""
+    if not entry_method:
+        return None
+    method = str(entry_method)
+    return "ort-" + method if method.startswith("cuda-graph") else method
 
 
 def stored_runs(latency_entry: Mapping[str, Any] | None) -> list[StoredRun]:
     """The non-empty runs of a baseline entry's ``latency`` section, oldest first."""
-    runs = [StoredRun.from_json(r) for r in (latency_entry or {}).get("runs", []) or []]
+    entry = latency_entry or {}
+    legacy = legacy_method(entry.get("method"))
+    runs = [StoredRun.from_json(r, legacy) for r in entry.get("runs", []) or []]
     return [r for r in runs if r.blocks]
+
+
+def same_method(history: Sequence[StoredRun], method: str) -> tuple[list[StoredRun], str]:
+    """The runs timed like *method* (runs of unknown method count as such), and, when none is, why the
+    latency is not compared."""
+    same = [r for r in history if r.method in (None, method)]
+    if same or not history:
+        return same, ""
+    theirs = sorted({str(r.method) for r in history})
+    return same, (f"latency not compared: the baseline's runs were timed by {', '.join(theirs)}, this run by "
+                  f"{method} (re-record with --trt-update-baselines)")
 
 
 def _log_location(blocks: Sequence[BlockSummary]) -> float:

@@ -62,8 +62,8 @@ class LatencyResult:
     blocks: list[BlockSummary]
     batch_size: int
     method: str
-    """``cuda-graph``, ``cuda-graph-pinned`` (a shape-pinned specialization replayed), ``cuda-events``
-    or ``host-clock``."""
+    """``cuda-graph``, ``cuda-graph-pinned`` (a shape-pinned specialization replayed), ``ort-cuda-graph[-pinned]``
+    (ONNX Runtime's own graph: every replay waits for the GPU), ``cuda-events`` or ``host-clock``."""
     notes: list[str] = field(default_factory=list)
     enqueue_ms: list[float] = field(default_factory=list)
     """Host time of each timed launch call, without synchronization (GPU only; empty on CPU)."""
@@ -258,6 +258,8 @@ def measure_latency(launch: Launch, batch_size: int, config: TimingConfig) -> La
         replay, reason = capture_cuda_graph(launch)
         if replay is not None:
             call, method = replay, str(getattr(replay, "timing_method", CUDA_GRAPH))
+            if getattr(replay, "note", ""):  # e.g. why a fallback replay was used
+                notes.append(str(replay.note))  # type: ignore[attr-defined]
             _warm(call, launch.synchronize, config.warmup_s / 4, min_iters=3)  # graph upload, caches
         else:
             notes.append(f"CUDA graph not used, timed plain enqueues: {reason}")
@@ -285,10 +287,15 @@ def measure_latency(launch: Launch, batch_size: int, config: TimingConfig) -> La
         end = monitor.snapshot()  # clocks and temperature as the timed blocks left them
         telemetry = monitor.summarize(start, end, monitor.energy_window(call, launch.synchronize, config.energy_s))
     result = LatencyResult(samples, blocks, batch_size, method, notes, enqueue, telemetry,
-                           host_synchronous=bool(getattr(launch, "host_synchronous", False)),
+                           host_synchronous=_host_synchronous(call, launch),
                            cuda_layer=stream.layer.name if stream is not None else "", peak_gpu_memory_bytes=peak)
     result.notes.extend(_warnings(result))
     return result
+
+
+def _host_synchronous(call: Call, launch: Launch) -> bool:
+    """Whether the timed call waits for the GPU: the graph replay's own say, else the launch's."""
+    return bool(getattr(call, "host_synchronous", getattr(launch, "host_synchronous", False)))
 
 
 def _warnings(result: LatencyResult) -> list[str]:

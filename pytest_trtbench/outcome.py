@@ -103,7 +103,7 @@ class LatencySummary:
         from pytest_trtbench.gate import launch_bound_reason
 
         return launch_bound_reason(self.median_ms, self.enqueue_ms_median, self.host_synchronous,
-                                   self.method != "host-clock", graph_replay=self.method.startswith("cuda-graph"))
+                                   self.method != "host-clock", graph_replay="cuda-graph" in self.method)
 
     @classmethod
     def of(cls, result: LatencyResult) -> LatencySummary:

@@ -254,9 +254,9 @@ def latency_gate(
     check = _last_level(latency, base_lat)
     mode = gate.effective_mode(settings.latency_gate, settings.device.kind)
     skip = _gate_off_reason(mode, settings, baseline, environment.get("cpu_model"))
-    history = gate.stored_runs(base_lat)
+    history, other_method = gate.same_method(gate.stored_runs(base_lat), latency.method)
     if not skip and not history:
-        skip = "latency not compared: the baseline has no block history"
+        skip = other_method or "latency not compared: the baseline has no block history"
     if skip:
         return latency, replace(check, reason=skip)
     bound = bool(LatencySummary.of(latency).launch_bound)

@@ -79,7 +79,7 @@ def test_the_recorded_entry_holds_every_section_a_later_run_reads() -> None:
                     "throughput_qps": 1333.0, "iterations": 60, "method": "cuda-events", "enqueue_ms_median": 0.05,
                     "blocks": [B3.to_json()],
                     "runs": [{"blocks": [B3.to_json()], "machine": "m-1", "gpu_clock_mhz": 1410.0,
-                              "launch_bound": False}]},
+                              "launch_bound": False, "method": "cuda-events"}]},
         "golden": {"outputs": golden},
         "reference": {"backend": "onnxruntime", "latency_ms_median": 9.0},
         "engine": {"precisions": "fp16:7,fp32:2", "build_s": 12.5},
@@ -136,7 +136,7 @@ def test_machine_and_clock_are_recorded_only_when_known() -> None:
     entry = make_entry(outcome(telemetry={"gpu_clock_mhz_end": "n/a"}), golden=None, old=None, history=5,
                        environment={"device_name": "NVIDIA A10"})
     assert entry["latency"]["runs"] == [{"blocks": [B3.to_json()], "machine": None, "gpu_clock_mhz": None,
-                                         "launch_bound": False}]
+                                         "launch_bound": False, "method": "cuda-events"}]
     entry = make_entry(outcome(telemetry={"gpu_clock_mhz_end": 1395.5}), golden=None, old=None, history=5,
                        environment={"machine": 12345})
     assert entry["latency"]["runs"][0]["machine"] == "12345" and entry["latency"]["runs"][0]["gpu_clock_mhz"] == 1395.5

@@ -76,7 +76,10 @@ def test_auto_is_on_for_gpus_and_advisory_on_cpu() -> None:
 def test_launch_bound_cases_are_recognized() -> None:
     assert "under 50 us" in launch_bound_reason(0.031, math.nan, True, on_gpu=True)
     assert "enqueue" in launch_bound_reason(0.2, 0.25, False, on_gpu=True)
-    assert launch_bound_reason(0.2, 0.25, True, on_gpu=True) == ""  # enqueue not separable, graph-timed
+    assert launch_bound_reason(0.2, 0.25, False, on_gpu=True, graph_replay=True).startswith("host enqueue")
+    assert launch_bound_reason(0.2, 0.05, False, on_gpu=True, graph_replay=True) == ""  # queued graph replays
+    # ONNX Runtime's own graph: each replay waits for the GPU, the host's wake-up is in every iteration
+    assert "waits for the GPU" in launch_bound_reason(3.0, math.nan, True, on_gpu=True)
     assert "plain enqueues" in launch_bound_reason(3.0, math.nan, True, on_gpu=True, graph_replay=False)
     assert launch_bound_reason(0.2, 0.05, False, on_gpu=True) == ""
     assert launch_bound_reason(0.01, math.nan, False, on_gpu=False) == ""  # CPU: host time is the time

@@ -343,7 +343,8 @@ class FakeGpuResources(FakeResources):
 def launch_bound_baseline(tmp_path: Path, machines: list[str]) -> dict[str, Any]:
     blocks = [b.to_json() for b in scripted_latency(1.0).blocks]
     entry = recorded_baseline(tmp_path)
-    runs = [{"blocks": blocks, "machine": m, "gpu_clock_mhz": 1980.0, "launch_bound": True} for m in machines]
+    runs = [{"blocks": blocks, "machine": m, "gpu_clock_mhz": 1980.0, "launch_bound": True, "method": "cuda-events"}
+            for m in machines]
     return {**entry, "latency": {**entry["latency"], "runs": runs}}
 
 
@@ -369,6 +370,45 @@ def test_a_launch_bound_slowdown_fails_once_this_machine_has_3_runs(tmp_path: Pa
     assert "(vs 3 run(s) of this machine)" in outcome.reason
     same = run_case(fake_case(), FakeGpuResources(settings, baseline=baseline, latencies=[1.0]))
     assert same.status == V.PASS and "advisory" not in same.reason
+
+
+# --- timing methods: runs are compared only with runs timed the same way ------------------------------
+
+
+def test_runs_of_another_timing_method_are_not_compared_and_the_reason_says_how_to_fix_it(tmp_path: Path) -> None:
+    settings = Settings(device=GPU, cache_dir=tmp_path / "c", baseline_dir=tmp_path / "b", confirm=0)
+    baseline = launch_bound_baseline(tmp_path, ["m-here"] * 3)
+    for run in baseline["latency"]["runs"]:
+        run["method"] = "cuda-graph-pinned"
+    outcome = run_case(fake_case(), FakeGpuResources(settings, baseline=baseline, latencies=[2.0]))
+    assert outcome.status == V.PASS
+    assert outcome.reason == ("latency not compared: the baseline's runs were timed by cuda-graph-pinned, this run by "
+                              "cuda-events (re-record with --trt-update-baselines)")
+    baseline["latency"]["runs"][-1]["method"] = "cuda-events"  # one run of this method: compared with it alone
+    outcome = run_case(fake_case(), FakeGpuResources(settings, baseline=baseline, latencies=[2.0]))
+    assert "(vs 1 run(s) of this machine)" in outcome.reason
+
+
+def test_graph_timed_runs_stored_without_a_method_were_onnx_runtimes_own_graph() -> None:
+    from pytest_trtbench.gate import stored_runs
+
+    blocks = [b.to_json() for b in scripted_latency(1.0).blocks]
+    legacy = {"method": "cuda-graph-pinned", "runs": [{"blocks": blocks, "machine": "m"}, blocks]}
+    assert [r.method for r in stored_runs(legacy)] == ["ort-cuda-graph-pinned"] * 2
+    assert [r.method for r in stored_runs({**legacy, "method": "cuda-events"})] == ["cuda-events"] * 2
+    assert [r.method for r in stored_runs({"runs": [blocks]})] == [None]
+
+
+def test_recording_with_a_new_timing_method_starts_the_history_over(tmp_path: Path) -> None:
+    settings = Settings(device=GPU, cache_dir=tmp_path / "c", baseline_dir=tmp_path / "b", update_baselines=True)
+    old = launch_bound_baseline(tmp_path, ["m-here"] * 2)
+    old["environment"]["device_name"] = GPU.device_name
+    entry = run_case(fake_case(), FakeGpuResources(settings, baseline=old, latencies=[1.0])).baseline_entry
+    assert entry is not None and [r["method"] for r in entry["latency"]["runs"]] == ["cuda-events"] * 3
+    for run in old["latency"]["runs"]:
+        run["method"] = "ort-cuda-graph-pinned"
+    entry = run_case(fake_case(), FakeGpuResources(settings, baseline=old, latencies=[1.0])).baseline_entry
+    assert entry is not None and [r["method"] for r in entry["latency"]["runs"]] == ["cuda-events"]
 
 
 # --- the JSON report (--trt-report=FILE.json) ------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 ONNX Runtime refuses CUDA graphs for a dynamic-shape model (its shape ops run on the CPU provider), so
 :func:`graph_session` first loads a *shape-pinned specialization* of the engine (:func:`pin_input_shapes`)
-and reports ``cuda-graph-pinned``, then falls back to the dynamic engine itself (``cuda-graph``).
+and reports ``cuda-graph-pinned``, then falls back to the dynamic engine itself (``cuda-graph``). Each is
+captured by the CUDA layer (replays queue back to back) or, where that fails, replayed through ONNX
+Runtime's own graph (``ort-cuda-graph[-pinned]``, host-synchronous: :class:`CudaGraphSession`).
 A replay that computes something else than a plain run is refused (:func:`replay_mismatch`).
 Used by :meth:`pytest_trtbench.backends.onnxruntime.OnnxRuntimeEngine.cuda_graph`, which hands in the
 ``onnxruntime`` module: this module imports neither onnxruntime nor the backend.
@@ -23,7 +25,11 @@ if TYPE_CHECKING:
     from pytest_trtbench.cuda.layer import CudaLayer, DeviceBuffer, Stream
 
 PINNED_FILE = "model.onnx"
-CUDA_GRAPH_PINNED = "cuda-graph-pinned"
+CUDA_GRAPH, ORT_CUDA_GRAPH, PINNED = "cuda-graph", "ort-cuda-graph", "-pinned"
+"""Timing methods: ``cuda-graph`` (ORT's run captured into a graph of the CUDA layer and replayed back to back,
+as ``trtexec --useCudaGraph`` times), ``ort-cuda-graph`` (ONNX Runtime's own graph, whose every replay waits
+for the GPU: the fallback); ``-pinned`` when the shape-pinned specialization was captured."""
+CUDA_GRAPH_PINNED = CUDA_GRAPH + PINNED
 
 
 def graph_session(
@@ -37,23 +43,48 @@ def graph_session(
     precision: str,
 ) -> tuple[CudaGraphSession, Path | None] | str:
     """A graph session of the engine at *path* for the shapes of *feeds*, with the pinned model's path (to
-    delete when the session is dropped; ``None`` for the dynamic engine), or the reasons neither was captured."""
+    delete when the session is dropped; ``None`` for the dynamic engine), or the reasons none was captured.
+
+    Tried in order: the pinned model captured by us, the pinned model with ONNX Runtime's own graph,
+    then the dynamic engine the same two ways."""
     tf32 = "1" if precision == "tf32" else "0"
     reasons = []
     pinned = Path(tempfile.mkdtemp(prefix="trtbench-pinned-")) / PINNED_FILE
     try:
         pin_input_shapes(path, pinned, {name: tuple(a.shape) for name, a in feeds.items()})
-        session = CudaGraphSession(ort, pinned, key, feeds, output_names, expected, stream(), use_tf32=tf32,
-                                   timing_method=CUDA_GRAPH_PINNED)
-        return session, pinned
     except BackendError as exc:
         reasons.append(f"pinned-shape graph: {exc}")
-        shutil.rmtree(pinned.parent, ignore_errors=True)
-    try:
-        return CudaGraphSession(ort, path, key, feeds, output_names, expected, stream(), use_tf32=tf32), None
-    except BackendError as exc:
-        reasons.append(f"dynamic-shape graph: {exc}")
+    else:
+        made = _first_capture(ort, pinned, key, feeds, output_names, expected, stream, tf32, PINNED)
+        if not isinstance(made, str):
+            return made, pinned
+        reasons.append(f"pinned-shape graph: {made}")
+    shutil.rmtree(pinned.parent, ignore_errors=True)
+    made = _first_capture(ort, path, key, feeds, output_names, expected, stream, tf32, "")
+    if not isinstance(made, str):
+        return made, None
+    reasons.append(f"dynamic-shape graph: {made}")
     return "; ".join(reasons)
+
+
+def _first_capture(ort: Any, path: Path, key: Any, feeds: Mapping[str, np.ndarray], output_names: list[str],
+                   expected: Mapping[str, np.ndarray], stream: Callable[[], Stream], tf32: str,
+                   suffix: str) -> CudaGraphSession | str:
+    """Our capture of ORT's run, else ORT's own graph; or why neither (one reason when both said the same)."""
+    reasons: list[str] = []
+    for own in (True, False):
+        try:
+            session = CudaGraphSession(ort, path, key, feeds, output_names, expected, stream(), use_tf32=tf32,
+                                       own_capture=own, pinned=bool(suffix))
+        except BackendError as exc:
+            reasons.append(str(exc))
+            continue
+        if reasons:
+            session.note = (f"timed ONNX Runtime's own CUDA graph (each replay waits for the GPU): "
+                            f"{reasons[0]}")
+        return session
+    own_reason, ort_reason = reasons
+    return own_reason if own_reason == ort_reason else f"{own_reason} (ONNX Runtime's own graph: {ort_reason})"
 
 
 def bind_device_inputs(binding: Any, cuda: CudaLayer, stream: Stream,
@@ -73,24 +104,39 @@ def bind_device_inputs(binding: Any, cuda: CudaLayer, stream: Stream,
 class CudaGraphSession:
     """An ONNX Runtime session with ``enable_cuda_graph``, its inputs and outputs bound on the device.
 
-    Follows the CUDA provider's documented recipe: inputs and pre-allocated outputs at fixed device
-    addresses bound with IOBinding (the addresses are baked into the graph), one regular run that
-    allocates and captures, then ``run_with_iobinding`` replays. The buffers are the CUDA layer's, on the
-    engine's stream (ORT's ``user_compute_stream``); new input values are copied into the same buffers.
-    ORT refuses (and we report why) models with control flow or with nodes outside the CUDA provider.
+    Inputs and pre-allocated outputs sit at fixed device addresses bound with IOBinding (a graph bakes
+    the addresses in); the buffers are the CUDA layer's, on the engine's stream (ORT's
+    ``user_compute_stream``); new input values are copied into the same buffers.
+
+    *own_capture* (``cuda-graph``): regular runs (run option ``gpu_graph_id=-1``: ORT captures nothing)
+    warm up, then one run with ``disable_synchronize_execution_providers=1`` is captured by the CUDA
+    layer into its own graph (thread-local capture mode), and a replay is one ``cudaGraphLaunch``: replays
+    queue back to back with no host wait, so host wake-ups are not in the timing. With
+    ``enable_cuda_graph`` on, ORT frees its deferred pinned-host staging buffers with a stream
+    synchronize, which invalidates the capture: a run that needs them is refused, never replayed
+    with freed memory. Otherwise (``ort-cuda-graph``) ORT's own recipe: its graph is captured on the
+    first runs and ``run_with_iobinding`` replays it, synchronizing the stream on every call
+    (``host_synchronous``). ORT refuses (and we report why) models with control flow or with nodes
+    outside the CUDA provider. A replay that computes something else than a plain run is refused.
     """
 
-    WARMUP_RUNS = 3  # ORT captures on the first run(s) after creation; replays from then on
+    WARMUP_RUNS = 3  # regular runs first: memory arena grown, kernels chosen (and ORT's own graph captured)
 
     def __init__(self, ort: Any, path: Path, key: Any, feeds: Mapping[str, np.ndarray], output_names: list[str],
-                 expected: Mapping[str, np.ndarray], stream: Stream, use_tf32: str = "0",
-                 timing_method: str = "cuda-graph") -> None:
+                 expected: Mapping[str, np.ndarray], stream: Stream, use_tf32: str = "0", *,
+                 own_capture: bool = True, pinned: bool = False) -> None:
         """*ort* is the ``onnxruntime`` module (the backend imports it, with its install hint)."""
         self.key = key
         self.stream = stream
         self.cuda = stream.layer
-        self.timing_method = timing_method
+        self.own_capture = own_capture
+        self.timing_method = (CUDA_GRAPH if own_capture else ORT_CUDA_GRAPH) + (PINNED if pinned else "")
         """What :func:`pytest_trtbench.measure.measure_latency` reports as the timing method."""
+        self.host_synchronous = not own_capture
+        """ORT's own replay waits for the GPU in every call; ours only enqueues."""
+        self._graph: Callable[[], None] | None = None
+        self.note = ""
+        """Why this replay is a fallback (read by :func:`pytest_trtbench.measure.measure_latency`), or ``""``."""
         options = ort.SessionOptions()
         # a pinned model is re-optimized so that ORT folds the now-constant shape arithmetic
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED  # as the engine loads
@@ -106,17 +152,36 @@ class CudaGraphSession:
                 want = expected[name]
                 self.outputs[name] = self.cuda.alloc(want.nbytes)
                 self.binding.bind_output(name, "cuda", 0, want.dtype.type, list(want.shape), self.outputs[name].ptr)
-            for _ in range(self.WARMUP_RUNS):
-                self.session.run_with_iobinding(self.binding)
+        except Exception as exc:  # onnxruntime's Fail / InvalidArgument / RuntimeException have no common base
+            raise BackendError(f"onnxruntime CUDA graph unavailable: {_said(exc)}") from None
+        what = "capturing onnxruntime's run into a CUDA graph" if own_capture else "onnxruntime's own CUDA graph"
+        try:
+            if own_capture:
+                self._graph = self._capture(ort)
+            else:
+                for _ in range(self.WARMUP_RUNS):
+                    self.session.run_with_iobinding(self.binding)
+            self.replay()
             replayed = {n: self.cuda.download(self.outputs[n], expected[n].shape, expected[n].dtype, stream)
                         for n in output_names}
-        except Exception as exc:  # onnxruntime's Fail / InvalidArgument / RuntimeException have no common base
-            raise BackendError(f"onnxruntime CUDA graph unavailable: {type(exc).__name__}: {str(exc)[:300]}") from None
+        except Exception as exc:  # as above, plus the CUDA layer's CudaLayerError
+            raise BackendError(f"{what} failed: {_said(exc)}") from None
         for name, want in expected.items():
             why = replay_mismatch(replayed[name], want)
             if why:
-                raise BackendError(f"onnxruntime CUDA graph replay gives a different {name!r} than a plain run "
+                raise BackendError(f"{what}: the replay gives a different {name!r} than a plain run "
                                    f"({why}); not timing it")
+
+    def _capture(self, ort: Any) -> Callable[[], None]:
+        regular = ort.RunOptions()
+        regular.add_run_config_entry("gpu_graph_id", "-1")  # ORT captures no graph of its own
+        for _ in range(self.WARMUP_RUNS):
+            self.session.run_with_iobinding(self.binding, regular)
+        self.stream.synchronize()
+        queued = ort.RunOptions()
+        queued.add_run_config_entry("gpu_graph_id", "-1")
+        queued.add_run_config_entry("disable_synchronize_execution_providers", "1")
+        return self.cuda.capture(self.stream, lambda: self.session.run_with_iobinding(self.binding, queued))
 
     def update_inputs(self, feeds: Mapping[str, np.ndarray]) -> None:
         import numpy as np
@@ -125,9 +190,16 @@ class CudaGraphSession:
             self.cuda.copy_to_device(self.inputs[name], np.ascontiguousarray(array), self.stream)
 
     def replay(self) -> None:
-        self.session.run_with_iobinding(self.binding)
+        if self._graph is not None:
+            self._graph()
+        else:
+            self.session.run_with_iobinding(self.binding)
 
     __call__ = replay
+
+
+def _said(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {str(exc)[:300]}"
 
 
 #: Largest relative L2 difference between a graph replay's output and the plain run's that still
