@@ -3,10 +3,13 @@
     python benchmarks/mutation_score.py              # run mutmut (config: setup.cfg [mutmut]), then print scores
     python benchmarks/mutation_score.py --no-run     # print scores of the last run (mutants/ left by mutmut)
     python benchmarks/mutation_score.py --fresh -j 2 # delete mutants/ first: score from scratch, 2 workers
+    python benchmarks/mutation_score.py -j 1 --modules cache compare  # re-run and score only these modules
 
 Modules and the test selection are in setup.cfg (``only_mutate``, ``pytest_add_cli_args_test_selection``).
 Score = killed / (all mutants - surviving mutants listed as equivalent in ``benchmarks/mutation_equivalent.txt``);
 timeouts count as killed (the mutant hangs a test), "no tests" and "survived" as not killed.
+``--modules`` re-runs every mutant of the named modules (``pytest_trtbench.<module>.*``; cached results of
+other modules are kept) and prints and writes only those modules.
 ``--survivors FILE`` writes the surviving mutant names (one a line) for review. Names in the equivalent list
 that are no longer mutants (mutmut numbers mutants by position, so edits renumber them) are printed: re-review.
 """
@@ -70,23 +73,29 @@ def main() -> None:
     ap.add_argument("--fresh", action="store_true", help="delete mutants/ first (no cached results)")
     ap.add_argument("-j", "--max-children", type=int, default=2, help="parallel mutant workers (default 2)")
     ap.add_argument("--survivors", type=Path, help="write surviving mutant names to this file")
+    ap.add_argument("--modules", nargs="+", metavar="MODULE",
+                    help="only these modules of pytest_trtbench (e.g. cache compare): run, score and list them")
     args = ap.parse_args()
+    wanted = {f"pytest_trtbench.{m.removesuffix('.py')}" for m in args.modules or ()}
+    unknown = [m for m in args.modules or () if not (REPO / "pytest_trtbench" / f"{m.removesuffix('.py')}.py").is_file()]
+    if unknown:
+        ap.error(f"--modules: no pytest_trtbench/{unknown[0]}.py; give module names as in setup.cfg only_mutate")
     if args.fresh:
         shutil.rmtree(REPO / "mutants", ignore_errors=True)
     seconds = None
     if not args.no_run:
         start = time.perf_counter()
-        proc = mutmut("run", "--max-children", str(args.max_children))
+        proc = mutmut("run", "--max-children", str(args.max_children), *sorted(f"{m}.*" for m in wanted))
         seconds = time.perf_counter() - start
         if proc.returncode != 0:
             sys.exit(f"mutmut run failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    status = results()
+    status = {n: s for n, s in results().items() if not wanted or module_of(n) in wanted}
     if not status:
         sys.exit("no mutmut results: run without --no-run first")
     equivalent = equivalent_mutants()
     per_module: dict[str, Counter[str]] = defaultdict(Counter)
     survivors = []
-    stale = sorted(set(equivalent) - set(status))
+    stale = sorted(n for n in set(equivalent) - set(status) if not wanted or module_of(n) in wanted)
     for name, state in sorted(status.items()):
         module = module_of(name)
         if name in equivalent and state not in KILLED:  # a listed mutant that a test kills counts as killed

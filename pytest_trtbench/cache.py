@@ -244,7 +244,8 @@ class EngineCache:
 
     def clean_stale_tmp(self, max_age_s: float = STALE_TMP_S) -> list[Path]:
         """Remove build directories (``<backend>/.tmp-<key>-*``) of killed builds: older than *max_age_s*
-        and with no process holding the key's lock. Returns what was removed."""
+        and with no process holding the key's lock. Returns what was removed: a folder that could not be
+        removed, or that another process removed first, is not in the list."""
         from filelock import FileLock, Timeout
 
         removed = []
@@ -259,7 +260,7 @@ class EngineCache:
             lock = self.root / "locks" / f"{key}.lock"
             try:
                 with FileLock(str(lock), timeout=0):
-                    shutil.rmtree(tmp, ignore_errors=True)
+                    shutil.rmtree(tmp)
             except (Timeout, OSError):
                 continue
             removed.append(tmp)

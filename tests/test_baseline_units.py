@@ -174,6 +174,36 @@ def test_a_refresh_round_trips_through_the_file(tmp_path: Path) -> None:
     assert json.loads(path.read_text())["suite"] == "test_m"
 
 
+def test_a_data_suites_task_metric_and_layer_profile_are_recorded_for_the_next_run(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from pytest_trtbench.baseline_check import entry_problem
+    from pytest_trtbench.layer_profile import LayerProfile, aggregate
+    from pytest_trtbench.layer_report import LayerReport
+    from pytest_trtbench.task_metrics import TaskMetric, metric_regressions
+
+    task = TaskMetric("top1", reference=0.97, engine=0.96, samples=600, output="logits")
+    runs = [[("conv1", "Conv", 120.0 + i), ("conv2", "Conv", 40.0), ("fc", "Gemm", 2.5)] for i in range(3)]
+    profile = aggregate(runs, "onnxruntime profiler (CPUExecutionProvider)", "host").compact(coverage=0.9)
+    path = baseline_path(tmp_path, "a10", "test_m")
+    entry = make_entry(replace(outcome(), task=task, layers=LayerReport(profile)), golden=None, old=None, history=3,
+                       environment=ENV)
+    update_baselines(path, "test_m", {"tensorrt-fp16-b4": entry})
+    stored = load_baselines(path)["tensorrt-fp16-b4"]
+    assert entry_problem(stored) == ""
+    # the next run's task-metric gate compares with the stored metric: the same loss passes, a grown one fails
+    assert stored["task_metric"] == task.stored()
+    assert metric_regressions(task, stored["task_metric"], Tolerance()) == []
+    worse = replace(task, engine=0.90)
+    assert metric_regressions(worse, stored["task_metric"], Tolerance())[0].startswith("task metric top1: loss")
+    # the next run's layer diff reads the stored profile back: the compacted profile, tail included
+    assert LayerProfile.from_json(stored["layers"]) == profile and profile.tail_count == 1
+    # no metric, or a profile that was not captured: nothing stored under either name
+    bare = make_entry(replace(outcome(), layers=LayerReport(note="layer profile not captured: no profiler")),
+                      golden=None, old=None, history=3, environment=ENV)
+    assert "task_metric" not in bare and "layers" not in bare
+
+
 # --- strict, reviewable JSON ------------------------------------------------------------------------
 
 def test_dumps_writes_sorted_indented_strict_json_with_a_final_newline() -> None:

@@ -282,6 +282,20 @@ def test_the_rebuild_warning_survives_warnings_as_errors(tmp_path: Path) -> None
     assert entry.status == "built" and [w.category for w in caught] == [CacheWarning]
 
 
+def test_the_rebuild_warning_points_at_the_code_that_asked_for_the_engine(tmp_path: Path) -> None:
+    if "MUTANT_UNDER_TEST" in os.environ:  # mutmut's trampolines add stack frames between caller and cache
+        pytest.skip("the warning's location can't be checked under mutmut (benchmarks/results/mutation.md)")
+    import warnings
+
+    built, _ = EngineCache(tmp_path / "cache", "cpu").get_or_build(FakeBackend(), request(tmp_path), "m")
+    (built.path / "meta.json").unlink()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        EngineCache(tmp_path / "cache", "cpu").get_or_build(FakeBackend(), request(tmp_path), "m")
+    # not a line inside cache.py: pytest's warning summary shows the caller (the plugin's runner in a real run)
+    assert [(w.category, w.filename) for w in caught] == [(CacheWarning, __file__)]
+
+
 # --- failures leave nothing behind and say why in one line ------------------------------------------
 
 def leftovers(tmp_path: Path) -> list[str]:
@@ -424,6 +438,25 @@ def test_stale_build_folders_are_removed_unless_young_or_locked(tmp_path: Path,
     assert cache.clean_stale_tmp(max_age_s=30) == [young, locked]
 
 
+def test_a_stale_folder_that_cannot_be_removed_is_not_reported_as_removed(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # the session summary says "removed <folder>" for each returned path: only for folders that are gone. As root
+    # no permission stops rmtree here; a symlink does (rmtree refuses links), so the failing one is a link to an
+    # old folder outside the cache
+    now = 2_000_000_000.0
+    cache = EngineCache(tmp_path / "cache", "cpu")
+    outside = tmp_path / "outside"
+    (outside / "sub").mkdir(parents=True)
+    os.utime(outside, (now - 7200, now - 7200))
+    (cache.root / "a").mkdir(parents=True)
+    link = cache.root / "a" / ".tmp-k1-link"
+    link.symlink_to(outside, target_is_directory=True)
+    removable = stale(cache, "b", "k2", 7200, now)
+    monkeypatch.setattr(time, "time", lambda: now)
+    assert cache.clean_stale_tmp() == [removable]  # the failure does not stop the scan
+    assert link.is_symlink() and (outside / "sub").is_dir() and not removable.exists()
+
+
 def test_stale_cleanup_of_a_missing_cache_does_nothing(tmp_path: Path) -> None:
     assert EngineCache(tmp_path / "nothing", "cpu").clean_stale_tmp() == []
     (tmp_path / "file").write_text("x")
@@ -450,6 +483,21 @@ def test_int8_calibration_data_is_in_the_key_and_nothing_else_is_calibrated(tmp_
     keys = {cache_key(key_fields(backend, request(tmp_path, "int8", calibration=calibration(v))))
             for v in ([1, 2, 3, 4], [1, 2, 3, 5])}
     assert len(keys) == 2  # new calibration data: a new engine
+
+
+def test_the_recorded_recipe_names_the_calibration_method_of_each_int8_engine(tmp_path: Path) -> None:
+    # README: the calibration method "is in the recipe, so in the cache key"; minmax (the default) adds no option
+    from pytest_trtbench.precision import recipe
+
+    cache = EngineCache(tmp_path / "cache", "cpu")
+    entries = {method: cache.get_or_build(FakeBackend(), request(
+        tmp_path, "int8", options={"calibration_method": method} if method != "minmax" else {}), f"m {method}")[0]
+        for method in ("minmax", "entropy", "percentile")}
+    for method, entry in entries.items():
+        meta = json.loads((entry.path / "meta.json").read_text())
+        assert meta["key_fields"]["recipe"] == recipe("int8", method)
+        assert meta["key_fields"]["recipe"]["calibration"] == method
+    assert len({entry.key for entry in entries.values()}) == 3
 
 
 def test_the_key_follows_the_model_bytes_even_within_one_session(tmp_path: Path) -> None:

@@ -27,6 +27,8 @@ INF = math.inf
 @pytest.mark.parametrize("tol", [
     Tolerance(), Tolerance(atol=None), Tolerance(atol=0, rtol=0), Tolerance(atol=0.5, rtol=0.9),
     Tolerance(min_cosine=0.0, min_top1=1.0), Tolerance(min_cosine=1, min_top1=0),
+    Tolerance(max_relative_metric_loss=0.0, max_metric_loss=0), Tolerance(max_relative_metric_loss=0.5),
+    Tolerance(max_metric_loss=2.5),  # an absolute loss on a metric that is not a fraction (e.g. a score)
 ])
 def test_valid_tolerances_have_no_problems(tol: Tolerance) -> None:
     assert tol.problems() == []
@@ -43,6 +45,15 @@ def test_valid_tolerances_have_no_problems(tol: Tolerance) -> None:
     (Tolerance(min_top1=-0.1), ["min_top1=-0.1 must be in [0, 1] (or None to switch it off)"]),
     (Tolerance(min_top1="0.9"), ["min_top1='0.9' must be in [0, 1] (or None to switch it off)"]),  # type: ignore[arg-type]
     (Tolerance(min_cosine=False), ["min_cosine=False must be in [0, 1] (or None to switch it off)"]),
+    (Tolerance(atol=None, rtol=-0.5), ["rtol=-0.5 must be a finite number >= 0"]),  # no atol: rtol still checked
+    (Tolerance(max_relative_metric_loss=-0.01),
+     ["max_relative_metric_loss=-0.01 must be a finite number >= 0 (or None), e.g. 0.01"]),
+    (Tolerance(max_relative_metric_loss=math.nan),
+     ["max_relative_metric_loss=nan must be a finite number >= 0 (or None), e.g. 0.01"]),
+    (Tolerance(max_metric_loss=INF), ["max_metric_loss=inf must be a finite number >= 0 (or None), e.g. 0.01"]),
+    (Tolerance(max_metric_loss="1%"),  # type: ignore[arg-type]
+     ["max_metric_loss='1%' must be a finite number >= 0 (or None), e.g. 0.01"]),
+    (Tolerance(max_metric_loss=True), ["max_metric_loss=True must be a finite number >= 0 (or None), e.g. 0.01"]),
     (Tolerance(atol=-1, rtol=-2, min_cosine=2, min_top1=3),
      ["atol=-1 must be a finite number >= 0", "rtol=-2 must be a finite number >= 0",
       "min_cosine=2 must be in [0, 1] (or None to switch it off)",
@@ -74,6 +85,14 @@ def test_top1_is_over_the_last_axis_of_a_sequence_classifier() -> None:
     ref = scores([0, 1, 2, 1]).reshape(4, 1, 3)  # [batch, 1 position, 3 classes]
     out = scores([0, 1, 0, 2]).reshape(4, 1, 3)
     assert compare_output("y", out, ref, Tolerance(atol=None, rtol=0.0), classifier=True).top1_agreement == 0.5
+
+
+def test_top1_of_a_per_position_classifier_counts_every_position() -> None:
+    ref = scores([0, 1, 2, 1, 0, 2], classes=4).reshape(2, 3, 4)  # [batch 2, 3 positions, 4 classes]
+    out = scores([0, 1, 3, 1, 0, 2], classes=4).reshape(2, 3, 4)  # one of the 6 positions disagrees
+    c = compare_output("tags", out, ref, Tolerance(atol=None, rtol=0.0, min_top1=0.9), classifier=True)
+    assert c.top1_agreement == 5 / 6
+    assert c.failures == [f"top-1 agreement {500 / 6:.2f} % < 90.00 %"]
 
 
 @pytest.mark.parametrize("shape", [(4, 3, 2, 1), (4, 1), (4,)])

@@ -51,6 +51,34 @@ def test_fingerprints_are_pinned_across_versions() -> None:
     assert all(type(v) is float for v in fp["values"]) and all(type(i) is int for i in fp["indices"])
 
 
+def committed_golden_fingerprints() -> list[tuple[str, dict[str, object]]]:
+    """Every golden fingerprint in the repository's committed baselines (outputs up to 10^6 elements)."""
+    import json
+    from pathlib import Path
+
+    out = []
+    for path in sorted((Path(__file__).resolve().parents[1] / "baselines").glob("*/*.json")):
+        for case_id, entry in json.loads(path.read_text(encoding="utf-8"))["cases"].items():
+            for name, fp in entry.get("golden", {}).get("outputs", {}).items():
+                if int(np.prod(fp["shape"])) <= 10**6:
+                    out.append((f"{path.parent.name}/{path.stem}[{case_id}].{name}", fp))
+    return out
+
+
+def test_re_recording_reproduces_the_golden_samples_of_the_committed_baselines() -> None:
+    # baselines are committed like code: a refresh of an unchanged model must not rewrite every golden sample.
+    # The pipeline fingerprints with the suite's seed and the default sample count; the committed suites all
+    # use Suite's default seed
+    from dataclasses import fields
+
+    seed = next(f.default for f in fields(Suite) if f.name == "seed")
+    golden = committed_golden_fingerprints()
+    assert len(golden) >= 20  # the cpu and h200 baselines of the shipped suites
+    for where, fp in golden:
+        again = fingerprint(np.zeros(fp["shape"], np.float32), seed=seed)  # type: ignore[arg-type]
+        assert (again["shape"], again["indices"]) == (fp["shape"], fp["indices"]), where
+
+
 def test_a_fingerprint_summarizes_the_whole_array_not_only_the_sample() -> None:
     arr = np.zeros(1000, dtype=np.float32)
     arr[1] = -7.0

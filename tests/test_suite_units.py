@@ -74,6 +74,18 @@ def test_inputs_read_from_the_file_are_checked_too(tmp_path: Path) -> None:
                               "int32, int64, uint8, bool")
 
 
+def test_every_problem_of_the_inputs_read_from_the_file_is_listed_in_one_message(tmp_path: Path) -> None:
+    from onnx import TensorProto
+
+    # some exporters write -1 for a dynamic dim: it is a fixed (invalid) size, not a named dim
+    suite = Suite(model=str(identity_model(tmp_path / "m.onnx", TensorProto.UINT16, shape=("batch", -1))), name="s")
+    with pytest.raises(SuiteError) as exc:
+        suite.validate()
+    assert str(exc.value) == ("input 'x': shape entries are positive integers or dim names, got -1 in ('batch', -1); "
+                              "input 'x': unknown dtype 'uint16'; choose from float32, float16, float64, int8, int16, "
+                              "int32, int64, uint8, bool")
+
+
 def test_an_onnx_file_without_inputs_is_named(tmp_path: Path) -> None:
     suite = Suite(model=str(identity_model(tmp_path / "c.onnx", shape=(1,), inputs=False)), name="s")
     with pytest.raises(SuiteError, match=r"^c\.onnx has no inputs: nothing to feed the model$"):
