@@ -350,12 +350,15 @@ class TrtBenchPlugin:
         for path in self.written_baselines:
             tr.write_line(f"baselines written: {path}")
         if not self.settings().update_baselines:
-            from pytest_trtbench.session_outputs import unused_baselines_warning
+            from pytest_trtbench.session_outputs import latency_not_compared_line, unused_baselines_warning
 
             warning = unused_baselines_warning(rows, self.settings().baseline_dir, self.settings().device.gpu)
             if warning:
                 tr.write_sep("!", "trtbench: no baselines used", red=True, bold=True)
                 tr.write_line(f"WARNING: {warning}", red=True, bold=True)
+            ungated = latency_not_compared_line(rows)
+            if ungated:
+                tr.write_line(f"trtbench: {ungated}", yellow=True)
         self._summary_locations(tr, rows)
 
     def _summary_locations(self, tr: Any, rows: list[dict[str, Any]]) -> None:

@@ -129,3 +129,28 @@ def unused_baselines_warning(rows: Sequence[Mapping[str, Any]], baseline_dir: Pa
     shown = ", ".join(str(p) for p in found[:3]) + (f" (+{len(found) - 3} more)" if len(found) > 3 else "")
     return (f"no case found a baseline in {baseline_dir / gpu}, but baseline files exist: {shown}; "
             f"check --trt-baseline-dir (the directory that holds <gpu>/ folders) and --trt-gpu={gpu}")
+
+
+_NOT_COMPARED = "latency not compared: "
+_NOT_COMPARED_KINDS = (("were timed by", "baseline timed another way"), ("no block history", "no block history"),
+                       ("baseline CPU", "baseline from another CPU"))
+
+
+def latency_not_compared_line(rows: Sequence[Mapping[str, Any]]) -> str:
+    """``"latency not compared for 3 case(s): baseline timed another way 2, ... (the reason column says why)"``
+    when a case with a baseline had its latency left ungated for a reason other than the user's own
+    ``--trt-latency-gate=off``, or ``""``: a gate that compared nothing must not look like a gate that passed."""
+    kinds: dict[str, int] = {}
+    for row in rows:
+        reason = str(row.get("reason") or "")
+        at = reason.find(_NOT_COMPARED)
+        if at < 0:
+            continue
+        rest = reason[at + len(_NOT_COMPARED):]
+        kind = next((name for key, name in _NOT_COMPARED_KINDS if key in rest.split(";")[0]), "other")
+        kinds[kind] = kinds.get(kind, 0) + 1
+    if not kinds:
+        return ""
+    listed = ", ".join(f"{name} {n}" for name, n in sorted(kinds.items()))
+    fix = " (re-record with --trt-update-baselines)" if "baseline timed another way" in kinds else ""
+    return f"latency not compared for {sum(kinds.values())} case(s): {listed}{fix}; the reason column says why"

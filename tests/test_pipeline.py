@@ -441,3 +441,18 @@ def test_a_json_report_holds_every_column_the_blocks_and_the_gate_check(tmp_path
     (tmp_path / "other.json").write_text('{"cases": []}')
     with pytest.raises(ValueError, match=r"other.json: not a pytest-trtbench JSON report \(written by --trt-report"):
         load_json_report(tmp_path / "other.json")
+
+
+def test_the_summary_counts_cases_whose_latency_was_not_compared_by_cause() -> None:
+    from pytest_trtbench.session_outputs import latency_not_compared_line
+
+    rows = [{"reason": "latency not compared: the baseline's runs were timed by cuda-events, this run by x (...)"},
+            {"reason": "note; latency not compared: baseline CPU 'A' is not this CPU 'B'"},
+            {"reason": "latency not compared: baseline CPU 'A' is not this CPU 'C'"},
+            {"reason": "latency gate off (--trt-latency-gate=off)"}, {"reason": ""}, {}]
+    assert latency_not_compared_line(rows) == (
+        "latency not compared for 3 case(s): baseline from another CPU 2, baseline timed another way 1 "
+        "(re-record with --trt-update-baselines); the reason column says why")
+    assert latency_not_compared_line(rows[1:]) == (
+        "latency not compared for 2 case(s): baseline from another CPU 2; the reason column says why")
+    assert latency_not_compared_line(rows[3:]) == ""

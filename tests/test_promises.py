@@ -207,6 +207,31 @@ def test_cpu_latency_is_compared_only_on_the_cpu_model_that_recorded_it(
     assert "latency not compared: baseline CPU 'Some Other CPU @ 9.99GHz' is not this CPU" in got["reason"]
 
 
+def test_a_baseline_timed_another_way_is_not_compared_and_the_summary_says_so(
+    pytester: pytest.Pytester, scripted: ScriptedLatencyBackend
+) -> None:
+    record(pytester, scripted, 1.0)
+    data = json.loads(baseline(pytester).read_text())
+    (run_,) = data["cases"]["onnxruntime-fp32-b4"]["latency"]["runs"]
+    assert run_["method"] == "host-clock"  # each stored run records how it was timed
+    run_["method"] = "cuda-graph-pinned"
+    baseline(pytester).write_text(json.dumps(data))
+    scripted.script(2.0)  # a doubling: it would fail if compared
+    result = run(pytester, "--trt-report=r.csv")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["trtbench: latency not compared for 1 case(s): baseline timed another way 1 "
+                                 "(re-record with --trt-update-baselines); the reason column says why"])
+    assert "timed by cuda-graph-pinned, this run by host-clock" in row(pytester)["reason"]
+    scripted.script(1.0)
+    run(pytester, "--trt-update-baselines").assert_outcomes(passed=1)  # re-recorded: the old run is dropped
+    runs = json.loads(baseline(pytester).read_text())["cases"]["onnxruntime-fp32-b4"]["latency"]["runs"]
+    assert [r["method"] for r in runs] == ["host-clock"]
+    scripted.script(2.0)
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    assert "latency not compared" not in result.stdout.str()
+
+
 def test_latency_tolerance_takes_a_percent_or_a_fraction(pytester: pytest.Pytester, scripted: ScriptedLatencyBackend) -> None:
     record(pytester, scripted, 1.0)
     for tolerance, outcome, status in (("5%", "failed", "latency_regression"), ("20%", "passed", "pass"),
