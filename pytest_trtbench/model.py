@@ -46,21 +46,12 @@ class ModelSource:
 
 
 def _onnx_io(path: Path) -> tuple[list[str], list[str], dict[str, tuple[int | None, ...]]]:
-    import onnx
+    """The file's real input names, output names and input dims (``None`` where the size is not fixed)."""
+    from pytest_trtbench.onnx_suite import read_signature
 
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # onnx raises DecodeError, OSError, ...
-        raise SuiteError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc})") from None
-    if not model.graph.node and not model.graph.input:  # protobuf parses an empty or foreign file as an empty model
-        raise SuiteError(f"{path}: not a readable ONNX model (no graph: the file is empty or not ONNX)")
-    initializers = {i.name for i in model.graph.initializer}
-    inputs = [i for i in model.graph.input if i.name not in initializers]
-    static = {
-        i.name: tuple(d.dim_value if d.HasField("dim_value") else None for d in i.type.tensor_type.shape.dim)
-        for i in inputs
-    }
-    return [i.name for i in inputs], [o.name for o in model.graph.output], static
+    signature = read_signature(path)
+    static = {t.name: tuple(d if isinstance(d, int) else None for d in t.dims) for t in signature.inputs}
+    return [t.name for t in signature.inputs], signature.output_names, static
 
 
 def load_model(suite: Suite, work_dir: Path, device: DeviceInfo, exports: Path | None = None) -> ModelSource:

@@ -3,7 +3,8 @@
 An ONNX-file suite may leave ``inputs`` out: :func:`complete_onnx_suite` reads the names, dtypes and
 dims from the file. A fixed dim stays fixed; a ``dim_param`` becomes a named dim (the one on axis 0,
 whatever the file calls it, is ``batch`` and takes the suite's ``batch_sizes``; every other named dim
-needs values in ``dims=``); a dim with neither is named ``<input>_dim<axis>``. Float inputs draw from
+needs values in ``dims=``); a dim with neither, or with a size of -1 or 0 (older exporters' "unknown"), is
+named ``<input>_dim<axis>``. Float inputs draw from
 [-1, 1], integer inputs from {0, 1} (``range=(0, 2)``: safe for ids, masks and indices), bools half
 true. ``output_names`` and ``classifier_outputs`` are checked against the file's outputs, and outputs
 whose shape squeezes to ``[N, C]`` (``[N, C]``, ``[N, C, 1, 1]``, ...) get top-1 agreement by default.
@@ -59,7 +60,10 @@ def _info(value: Any) -> TensorInfo:
     tensor = value.type.tensor_type
     dims: list[int | str | None] = []
     for d in tensor.shape.dim:
-        dims.append(d.dim_value if d.HasField("dim_value") else (d.dim_param or None))
+        if d.HasField("dim_value"):  # older exporters write -1 (or 0) for an unknown size
+            dims.append(d.dim_value if d.dim_value > 0 else None)
+        else:
+            dims.append(d.dim_param or None)
     try:
         dtype = str(helper.tensor_dtype_to_np_dtype(tensor.elem_type)) if tensor.elem_type else "float32"
     except (KeyError, ValueError):

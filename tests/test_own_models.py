@@ -176,3 +176,28 @@ def test_readme_cache_command_runs_as_a_module(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "pytest_trtbench", "cache", "size"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 0 and "in 1 entries" in proc.stdout
+
+
+def test_a_file_whose_unknown_dims_are_minus_one_runs_once_the_named_dim_gets_values(pytester: pytest.Pytester) -> None:
+    """Older exporters write ``dim_value: -1`` for an unknown size: axis 0 is the batch, another axis is named
+    ``<input>_dim<axis>`` and needs values in ``dims=`` (a real file, run by ONNX Runtime)."""
+    from onnx import TensorProto, helper, save
+
+    w = helper.make_tensor("w", TensorProto.FLOAT, [8, 3], [0.1 * i for i in range(24)])
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "old",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [-1, -1, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [-1, -1, 3])], [w])
+    (pytester.path / "models").mkdir()
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=7)
+    save(model, str(pytester.path / "models/old.onnx"))
+    pytester.makepyfile(test_old='from pytest_trtbench import Suite\n'
+                                 'test_old = Suite(model="models/old.onnx", batch_sizes=[2])\n')
+    result = pytester.runpytest_subprocess("--trt-gpu=cpu", "-p", "no:cacheprovider", "-W", "error")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*x_dim1*dims=*"])
+    pytester.makepyfile(test_old='from pytest_trtbench import Suite\n'
+                                 'test_old = Suite(model="models/old.onnx", batch_sizes=[2], dims={"x_dim1": [5]})\n')
+    result = pytester.runpytest_subprocess("--trt-gpu=cpu", "-p", "no:cacheprovider", "-W", "error",
+                                           "--trt-report=r.csv")
+    result.assert_outcomes(passed=1)
+    assert read_report(pytester.path / "r.csv")["test_old[onnxruntime-fp32-b2-x_dim15]"]["status"] == "new"

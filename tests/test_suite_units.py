@@ -75,15 +75,30 @@ def test_inputs_read_from_the_file_are_checked_too(tmp_path: Path) -> None:
 
 
 def test_every_problem_of_the_inputs_read_from_the_file_is_listed_in_one_message(tmp_path: Path) -> None:
+    from onnx import TensorProto, helper
+
+    ins = [helper.make_tensor_value_info("x", TensorProto.UINT16, ["batch", 4]),
+           helper.make_tensor_value_info("z", TensorProto.UINT32, ["batch", 4])]
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"]), helper.make_node("Identity", ["z"], ["w"])],
+                              "g", ins, [helper.make_tensor_value_info("y", TensorProto.UINT16, ["batch", 4]),
+                                         helper.make_tensor_value_info("w", TensorProto.UINT32, ["batch", 4])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(tmp_path / "m.onnx"))
+    with pytest.raises(SuiteError) as exc:
+        Suite(model=str(tmp_path / "m.onnx"), name="s").validate()
+    kinds = "choose from float32, float16, float64, int8, int16, int32, int64, uint8, bool"
+    assert str(exc.value) == f"input 'x': unknown dtype 'uint16'; {kinds}; input 'z': unknown dtype 'uint32'; {kinds}"
+
+
+def test_a_dim_the_file_sizes_minus_one_is_a_named_dim_that_needs_values(tmp_path: Path) -> None:
     from onnx import TensorProto
 
-    # some exporters write -1 for a dynamic dim: it is a fixed (invalid) size, not a named dim
-    suite = Suite(model=str(identity_model(tmp_path / "m.onnx", TensorProto.UINT16, shape=("batch", -1))), name="s")
-    with pytest.raises(SuiteError) as exc:
+    # older exporters write -1 (or 0) for an unknown size: axis 0 is the batch, another axis gets a name
+    suite = Suite(model=str(identity_model(tmp_path / "m.onnx", TensorProto.FLOAT, shape=(-1, -1))), name="s")
+    with pytest.raises(SuiteError, match=r"x_dim1.*dims=\{'x_dim1': \[16\]\}"):
         suite.validate()
-    assert str(exc.value) == ("input 'x': shape entries are positive integers or dim names, got -1 in ('batch', -1); "
-                              "input 'x': unknown dtype 'uint16'; choose from float32, float16, float64, int8, int16, "
-                              "int32, int64, uint8, bool")
+    fixed = Suite(model=str(tmp_path / "m.onnx"), name="s", dims={"x_dim1": [3]})
+    fixed.validate()
+    assert [(i.name, i.shape) for i in fixed.inputs] == [("x", ("batch", "x_dim1"))]
 
 
 def test_an_onnx_file_without_inputs_is_named(tmp_path: Path) -> None:
