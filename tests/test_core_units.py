@@ -22,6 +22,7 @@ from pytest_trtbench.verdict import decide_verdict
 
 # --- profiles and case expansion ------------------------------------------------------------------
 
+@settings(deadline=None)  # no Hypothesis deadline: a CPU timing never decides a test (2-vCPU VMs swing 2x)
 @given(
     batches=st.lists(st.integers(1, 64), min_size=1, max_size=4, unique=True),
     seqs=st.lists(st.integers(1, 512), min_size=1, max_size=4, unique=True),
@@ -114,6 +115,7 @@ def test_fingerprint_samples_the_array() -> None:
 finite = st.floats(-1e3, 1e3, allow_nan=False, width=32)
 
 
+@settings(deadline=None)
 @given(st.lists(finite, min_size=1, max_size=50), st.lists(finite, min_size=1, max_size=50))
 def test_error_metrics_are_symmetric(xs: list[float], ys: list[float]) -> None:
     n = min(len(xs), len(ys))
@@ -123,6 +125,7 @@ def test_error_metrics_are_symmetric(xs: list[float], ys: list[float]) -> None:
     assert math.isclose(ab.cosine_similarity, ba.cosine_similarity, rel_tol=1e-12, abs_tol=1e-12)
 
 
+@settings(deadline=None)
 @given(st.lists(finite, min_size=1, max_size=50))
 def test_identical_outputs_pass_and_nan_never_passes(xs: list[float]) -> None:
     a = np.asarray(xs, np.float32)
@@ -246,14 +249,16 @@ def test_measure_latency_times_blocks_of_real_work() -> None:
     result = measure_latency(launch, 4, TimingConfig(warmup_s=0.005, blocks=3, min_block_iters=4, min_block_s=0.01))
     assert len(result.blocks) == 3 and all(b.n >= 4 for b in result.blocks)
     assert len(result.samples_ms) == sum(b.n for b in result.blocks) < launch.calls
-    assert 2.0 <= result.median_ms < 50.0
+    # milliseconds (a 2 ms sleep: not 0.002, not 2000); the upper bound is loose because a loaded machine
+    # wakes sleepers late, and a CPU timing must not decide this test
+    assert 2.0 <= result.median_ms < 500.0
     summary = result.summary()
     assert summary["p90_ms"] >= summary["median_ms"] and summary["p99_ms"] >= summary["p90_ms"]
     assert math.isclose(summary["throughput_qps"], 4000.0 / summary["median_ms"])
     assert summary["method"] == "host-clock"
 
 
-@settings(max_examples=50)
+@settings(max_examples=50, deadline=None)
 @given(st.lists(st.floats(0.01, 100.0), min_size=2, max_size=40), st.randoms())
 def test_latency_statistics_are_invariant_to_sample_order(samples: list[float], rnd) -> None:
     from pytest_trtbench.measure import LatencyResult

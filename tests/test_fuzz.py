@@ -64,7 +64,7 @@ def test_every_dim_reaches_both_ends_of_its_range() -> None:
     suite = two_input_suite()
     profile = profile_of(x=((2, 5, 8), (6, 30, 8)), mask=((1, 9), (7, 40)))  # seq: 9..30, batch: 2..6
     strategy = shapes(suite, profile)
-    quiet = settings(database=None, max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+    quiet = settings(database=None, max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     smallest = find(strategy, lambda d: True, settings=quiet)
     assert smallest.dim_map() == {"batch": 2, "seq": 9}  # Hypothesis shrinks towards the profile's minimum
     assert find(strategy, lambda d: d.dim_map()["seq"] == 30, settings=quiet).dim_map()["seq"] == 30
@@ -75,7 +75,7 @@ def test_default_profile_is_the_one_covering_the_listed_cases() -> None:
     suite = two_input_suite()
     (profile,) = suite_profiles(suite)
     assert dim_bounds(suite, profile) == {"batch": (1, 4), "seq": (16, 64)}
-    quiet = settings(database=None, max_examples=500)
+    quiet = settings(database=None, max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     assert find(shapes(suite), lambda d: True, settings=quiet).label() == "batch=1, seq=16 (mask=1x16, x=1x16x8)"
 
 
@@ -85,7 +85,7 @@ def test_several_profiles_are_each_drawn_from() -> None:
         {"x": ((2, 16, 8), (4, 64, 8), (4, 64, 8)), "mask": ((2, 16), (4, 64), (4, 64))},
     ])
     first, second = suite_profiles(suite)
-    quiet = settings(database=None, max_examples=500)
+    quiet = settings(database=None, max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     assert find(shapes(suite), lambda d: d.dim_map()["batch"] == 1, settings=quiet).profile == first
     assert find(shapes(suite), lambda d: d.dim_map()["batch"] == 3, settings=quiet).profile == second
 

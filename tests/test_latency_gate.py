@@ -191,8 +191,10 @@ FAST = ["--trt-gpu=cpu", "--trt-warmup-s=0.01", "--trt-blocks=3", "--trt-min-blo
 
 @pytest.fixture
 def slowed(pytester: pytest.Pytester) -> pytest.Pytester:
-    """Recorded baselines made 1000x faster than this machine: every case is a huge "slowdown", whatever
-    the load on this machine while recording and re-running (a 10x margin was seen to flake)."""
+    """Recorded baselines whose latency is replaced by a clean 0.1 us history (every block 1e-4 ms, IQR
+    1e-5 ms): every case is a huge, credible "slowdown", whatever the load on this machine while recording
+    and re-running. Scaling the real blocks was not enough (a 10x margin was seen to flake; a noisy recording,
+    block CoV of hundreds of %, keeps any scaled ratio "not credible")."""
     pytest.importorskip("torch")
     pytest.importorskip("onnxruntime")
     pytester.makepyfile(test_tiny=SUITE)
@@ -200,11 +202,10 @@ def slowed(pytester: pytest.Pytester) -> pytest.Pytester:
     path = pytester.path / "baselines" / "cpu" / "test_tiny.json"
     data = json.loads(path.read_text())
     for entry in data["cases"].values():
-        entry["latency"]["median_ms"] /= 1000
+        entry["latency"]["median_ms"] = 1e-4
         for stored in entry["latency"]["runs"]:
             for block in stored["blocks"]:
-                block["median_ms"] /= 1000
-                block["iqr_ms"] /= 1000
+                block["median_ms"], block["iqr_ms"] = 1e-4, 1e-5
     path.write_text(json.dumps(data))
     return pytester
 

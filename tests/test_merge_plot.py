@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 pd = pytest.importorskip("pandas")
@@ -261,6 +261,7 @@ def test_markdown_escapes_cells_and_formats_numbers() -> None:
     assert split_row(lines[3]) == ["line1<br>line2", "32", "1.5e-07"]
 
 
+@settings(deadline=None)  # pandas per example: a loaded machine must not decide this test
 @given(st.lists(st.tuples(st.text(), st.floats(allow_nan=True, allow_infinity=False)), max_size=5))
 def test_markdown_keeps_one_line_and_all_cells_per_row(rows: list[tuple[str, float]]) -> None:
     frame = pd.DataFrame(rows, columns=["text", "number"])

@@ -147,13 +147,15 @@ def test_latency_regression_fails_that_test(recorded: pytest.Pytester) -> None:
     path = baseline_file(recorded)
     data = json.loads(path.read_text())
     latency = data["cases"]["onnxruntime-fp32-b4"]["latency"]
-    latency["median_ms"] /= 10
+    # a clean 0.1 us history (every block 1e-4 ms, IQR 1e-5 ms): the case is slower whatever this shared VM's
+    # timing does. Dividing the real blocks by 10 was not enough: a noisy recording (block CoV of hundreds of %)
+    # makes even a 10x ratio "not credible", and a CPU timing must never decide this test
+    latency["median_ms"] = 1e-4
     for stored in latency["runs"]:
         for block in stored["blocks"]:
-            block["median_ms"] /= 10
-            block["iqr_ms"] /= 10
+            block["median_ms"], block["iqr_ms"] = 1e-4, 1e-5
     path.write_text(json.dumps(data))
-    # only the case with the 10x-faster baseline: the others would be gated on this VM's real (noisy) CPU timing
+    # only the case with the fast baseline: the others would be gated on this VM's real (noisy) CPU timing
     result = run(recorded, "--trt-report=r.csv", "--trt-latency-gate=on", "-k", "fp32-b4")
     result.assert_outcomes(failed=1, deselected=3)
     result.stdout.fnmatch_lines(["*test_tiny[[]onnxruntime-fp32-b4[]]: latency_regression*",
