@@ -106,6 +106,43 @@ def _mean(xs: Sequence[float]) -> float:
     return math.fsum(sorted(xs)) / len(xs)
 
 
+# Float-range guards: for any finite inputs in range the rule returns a verdict, never an OverflowError
+# (``x ** 2``, ``math.fsum``, ``math.exp`` and ``math.expm1`` raise where ``x * x`` gives inf).
+_EXP_MAX = 709.0  # math.exp overflows just above 709.78
+_ALMOST_ONE = math.nextafter(1.0, 0.0)
+
+
+def _square(x: float) -> float:
+    return x * x
+
+
+def _sum_non_negative(xs: Sequence[float]) -> float:
+    """``math.fsum`` of sorted non-negative terms; inf when the sum leaves float range."""
+    try:
+        return math.fsum(sorted(xs))
+    except OverflowError:
+        return math.inf
+
+
+def _exp(x: float) -> float:
+    return math.inf if x > _EXP_MAX else math.exp(x)
+
+
+def _expm1(x: float) -> float:
+    return math.inf if x > _EXP_MAX else math.expm1(x)
+
+
+def _times_se(t: float, se: float) -> float:
+    """``t * se``, 0 for a noiseless comparison even where ``t`` is infinite (a tiny ``prior_df``)."""
+    return 0.0 if se == 0 else t * se
+
+
+def _upper_t(tail: float, df: float) -> float:
+    """The t quantile with *tail* above it; a tail below float resolution next to 1 is clamped there."""
+    return student_t_ppf(min(1.0 - tail, _ALMOST_ONE), df)
+
+
+
 @dataclass(frozen=True)
 class _TrimmedRun:
     location: float  # 20 % trimmed mean of the log block medians
@@ -163,7 +200,10 @@ def decide_latency(
     machines, added to ``Var(d)`` when the current run comes from a machine the history has not
     seen (:func:`pytest_trtbench.gate.decide_machine_aware` estimates it).
 
-    Raises ValueError for empty runs, NaN/inf/non-positive times, or bad parameters.
+    Raises ValueError for empty runs, NaN/inf/non-positive times, or bad parameters.  Finite inputs in
+    range always get a verdict: where the arithmetic leaves float range (a tiny ``prior_df``, times 1e600
+    apart) the ratio or the bars become inf (a slowdown past float range fails; nothing is credible at an
+    infinite se), never an OverflowError.
     """
     _check_parameters(tolerance, warn_fraction, alpha, beta, prior_between_cv, prior_df, machine_var)
     cur_logs = _checked_run(current, "current run")
@@ -263,8 +303,8 @@ def _block_variance(runs: _Runs, trimmed: Sequence[_TrimmedRun]) -> float:
     df_w = sum(len(r) - 1 for r in [runs.cur_logs, *runs.hist_logs])
     ss = math.fsum(sorted(t.winsorized_ss for t in trimmed))
     var_blk = ss / df_w if df_w else 0.0
-    floor_terms = sorted((_MEDIAN_SE_FACTOR * b.iqr_ms / b.median_ms) ** 2 / b.n for b in runs.all_blocks())
-    return max(var_blk, math.fsum(floor_terms) / len(floor_terms))
+    floor_terms = [_square(_MEDIAN_SE_FACTOR * b.iqr_ms / b.median_ms) / b.n for b in runs.all_blocks()]
+    return max(var_blk, _sum_non_negative(floor_terms) / len(floor_terms))
 
 
 def _run_variance(
@@ -296,7 +336,7 @@ def _run_variance(
     within = sorted(b.iqr_ms / b.median_ms / 1.349 for b in runs.all_blocks())
     within_sigma = within[len(within) // 2]
     prior_var_run = max(
-        prior_between_cv**2, PRIOR_BETWEEN_TO_BLOCK**2 * var_blk, (PRIOR_BETWEEN_TO_WITHIN * within_sigma) ** 2
+        _square(prior_between_cv), PRIOR_BETWEEN_TO_BLOCK**2 * var_blk, _square(PRIOR_BETWEEN_TO_WITHIN * within_sigma)
     )
     # shrunk toward the prior, but never below the spread the stored runs themselves show: "the noise
     # the measurements show" (a 2-vCPU CI machine was seen alternating 0.20 / 0.41 ms between runs)
@@ -328,24 +368,24 @@ def _decide(
     the tolerance (0.5 when the estimate sits on it).
     """
     d, se, df = noise.d, noise.se, noise.df
-    ratio = math.exp(d)
+    ratio = _exp(d)
     lim = math.log1p(tolerance)
-    t_a = student_t_ppf(1.0 - alpha, df)
-    t_b = student_t_ppf(1.0 - beta, df)
+    t_a = _upper_t(alpha, df)
+    t_b = _upper_t(beta, df)
     if se > 0:
         confidence = 1.0 - student_t_cdf((lim - d) / se, df)
     else:
         confidence = 1.0 if d > lim else 0.0
-    allowance = t_b * se if k >= MIN_RUNS_FOR_ALLOWANCE else 0.0
-    fail_bar = max(t_a * se, lim - allowance)
+    allowance = _times_se(t_b, se) if k >= MIN_RUNS_FOR_ALLOWANCE else 0.0
+    fail_bar = max(_times_se(t_a, se), lim - allowance)
     stats = (
         f"ratio {ratio:.4f} ({(ratio - 1) * 100:+.2f} %) vs {k} baseline run(s), "
         f"se {se * 100:.2f} %, tolerance {tolerance * 100:g} %, "
         f"confidence over tolerance {confidence:.0%}"
     )
-    mdd = math.expm1((t_a + t_b) * se) * 100  # smallest slowdown caught with 1 - beta
+    mdd = _expm1(_times_se(t_a + t_b, se)) * 100  # smallest slowdown caught with 1 - beta
     if d > 0 and d >= fail_bar:
-        reason = f"slower: {stats}; credible at alpha={alpha:g} (needs >= {math.expm1(fail_bar) * 100:+.2f} %)."
+        reason = f"slower: {stats}; credible at alpha={alpha:g} (needs >= {_expm1(fail_bar) * 100:+.2f} %)."
         return LatencyDecision("latency_regression", ratio, confidence, reason, True)
     if d < 0 and -d >= fail_bar:
         reason = f"faster: {stats}; credible at alpha={alpha:g}; consider updating the baseline."

@@ -9,6 +9,11 @@ from statistics import NormalDist
 
 __all__ = ["student_t_cdf", "student_t_ppf"]
 
+#: Above this many degrees of freedom t is the standard normal to ~1e-12 (and ``lgamma(df / 2)`` would overflow).
+_NORMAL_DF = 1e12
+#: Below this, ``df / 2`` may round to 0 (``lgamma(0)`` raises); t is then flat to float precision anyway.
+_MIN_DF = 1e-300
+
 
 def _betacf(a: float, b: float, x: float) -> float:
     """Continued fraction of the regularized incomplete beta (modified Lentz)."""
@@ -51,8 +56,9 @@ def _betainc(a: float, b: float, x: float) -> float:
 
 def student_t_cdf(t: float, df: float) -> float:
     """P(T <= t) for Student's t with ``df`` > 0 degrees of freedom (df = inf: standard normal)."""
-    if math.isinf(df):
+    if df > _NORMAL_DF:
         return NormalDist().cdf(t)
+    df = max(df, _MIN_DF)
     tail = 0.5 * _betainc(df / 2.0, 0.5, df / (df + t * t))
     return 1.0 - tail if t > 0 else tail
 
@@ -62,7 +68,7 @@ def student_t_ppf(p: float, df: float) -> float:
     """Quantile of Student's t: inverts :func:`student_t_cdf` by bisection to ~1e-12."""
     if not 0.0 < p < 1.0:
         raise ValueError(f"t quantile needs 0 < p < 1, got {p}")
-    if math.isinf(df):
+    if df > _NORMAL_DF:
         return NormalDist().inv_cdf(p)
     if p < 0.5:
         return -student_t_ppf(1.0 - p, df)
