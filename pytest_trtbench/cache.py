@@ -7,7 +7,7 @@ on the first load per session. An unreadable, tampered or malformed entry is reb
 user's warning filters are: the rebuild is recorded in :attr:`EngineCache.notes` (the plugin prints them
 in its summary) and a :class:`CacheWarning` is shown that ``-W error`` cannot turn into a failure.
 Temporary build directories left by a killed build are removed at session start once they are an hour old
-and nobody holds their lock.
+and nobody holds their lock; each removal, or why one failed, is a line in :attr:`EngineCache.notes`.
 Every build appends one JSON line to ``<root>/<gpu>/builds.jsonl`` (key, backend, label, pid, seconds):
 the record of what was built, by which process, that tests and users can count.
 """
@@ -244,8 +244,8 @@ class EngineCache:
 
     def clean_stale_tmp(self, max_age_s: float = STALE_TMP_S) -> list[Path]:
         """Remove build directories (``<backend>/.tmp-<key>-*``) of killed builds: older than *max_age_s*
-        and with no process holding the key's lock. Returns what was removed: a folder that could not be
-        removed, or that another process removed first, is not in the list."""
+        and with no process holding the key's lock. Returns what was actually removed; each removal, and
+        each one that failed (with the reason), is a line in :attr:`notes`."""
         from filelock import FileLock, Timeout
 
         removed = []
@@ -260,9 +260,18 @@ class EngineCache:
             lock = self.root / "locks" / f"{key}.lock"
             try:
                 with FileLock(str(lock), timeout=0):
-                    shutil.rmtree(tmp)
-            except (Timeout, OSError):
+                    if not os.path.lexists(tmp):
+                        continue  # another process (an xdist worker) removed it first
+                    why = remove_tree(tmp)
+            except Timeout:
+                continue  # a build of this key is running
+            except OSError as exc:
+                why = f"its lock {lock} can't be taken: {exc.strerror or exc}"
+            if why:
+                self.notes.append(f"could not remove {tmp} (left by a build that was killed): {why}; "
+                                  "remove it by hand")
                 continue
+            self.notes.append(f"removed {tmp}: left by a build that was killed (older than an hour, unlocked)")
             removed.append(tmp)
         return removed
 
@@ -324,6 +333,18 @@ class EngineCache:
     def _tick(self, label: str, start: float, done: threading.Event) -> None:
         while not done.wait(PROGRESS_EVERY_S):
             self._on_build(label, "progress", time.perf_counter() - start)
+
+
+def remove_tree(path: Path) -> str:
+    """Remove the directory *path* and everything in it: ``""`` once it is gone, else why it is not (the
+    first error, e.g. ``Permission denied: '<path>/x.bin'``); whatever could go is removed either way."""
+    try:
+        shutil.rmtree(path)
+        return ""
+    except OSError as exc:
+        first = f"{exc.strerror or exc}: {exc.filename!r}" if exc.filename else str(exc)
+    shutil.rmtree(path, ignore_errors=True)
+    return first if os.path.lexists(path) else ""
 
 
 def _write_error(path: Path, exc: OSError) -> BackendError:

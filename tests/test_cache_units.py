@@ -456,6 +456,53 @@ def test_a_stale_folder_that_cannot_be_removed_is_not_reported_as_removed(tmp_pa
     monkeypatch.setattr(time, "time", lambda: now)
     assert cache.clean_stale_tmp() == [removable]  # the failure does not stop the scan
     assert link.is_symlink() and (outside / "sub").is_dir() and not removable.exists()
+    assert cache.notes == [  # the summary names it, with the reason, and what was removed
+        f"could not remove {link} (left by a build that was killed): Cannot call rmtree on a symbolic link; "
+        "remove it by hand",
+        f"removed {removable}: left by a build that was killed (older than an hour, unlocked)",
+    ]
+
+
+CLEAN_READ_ONLY = """
+import os, sys, time
+from pathlib import Path
+from pytest_trtbench.cache import EngineCache
+
+cache = EngineCache(Path(sys.argv[1]), "cpu")
+backend = cache.root / "tensorrt"
+tmp = backend / ".tmp-k7-abc123"
+(tmp / "sub").mkdir(parents=True)
+(tmp / "sub" / "engine.bin").write_bytes(b"x")
+for path in (tmp / "sub", tmp):
+    os.utime(path, (time.time() - 7200, time.time() - 7200))
+backend.chmod(0o555)  # the folder holding it is read-only: the folder itself cannot be unlinked
+try:
+    print(cache.clean_stale_tmp())
+    print(cache.notes)
+    print(tmp.exists(), (tmp / "sub").exists())
+finally:
+    backend.chmod(0o755)
+"""
+
+
+def test_a_stale_folder_under_a_read_only_folder_is_not_reported_removed(tmp_path: Path) -> None:
+    """The issue's case: a read-only parent. Root ignores file modes, so the check runs without
+    CAP_DAC_OVERRIDE (``setpriv``), as a user would."""
+    import subprocess
+    import sys
+
+    if shutil.which("setpriv") is None or os.geteuid() != 0:
+        pytest.skip("needs root and setpriv to drop CAP_DAC_OVERRIDE")
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run(["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--", sys.executable, "-c",
+                           CLEAN_READ_ONLY, str(tmp_path / "cache")], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(repo)})
+    assert done.returncode == 0, done.stderr
+    removed, notes, left = done.stdout.splitlines()
+    tmp = tmp_path / "cache" / "cpu" / "tensorrt" / ".tmp-k7-abc123"
+    assert removed == "[]" and left == "True False"  # its contents went, the folder could not
+    assert notes == repr([f"could not remove {tmp} (left by a build that was killed): Permission denied: "
+                          f"{str(tmp)!r}; remove it by hand"])
 
 
 def test_stale_cleanup_of_a_missing_cache_does_nothing(tmp_path: Path) -> None:
