@@ -5,6 +5,11 @@ touches on every build and hit (:func:`touch_last_used`), so pruning removes the
 *used* entries first, not the oldest built. An entry is removed under its build lock, so a concurrent
 session never loads a half-deleted entry. Used by ``python -m pytest_trtbench cache ...`` and by
 ``--trt-cache-max-size`` at the end of a session.
+
+The PyTorch-factory exports (``<root>/exports/<suite>-<key>.onnx`` + ``.json``,
+:mod:`pytest_trtbench.export_cache`) are entries too, one per pair (listed as ``exports/torch/<key>``, last
+used = the newer file's mtime): listed, counted, pruned with the rest, the sidecar removed first so a half
+pair is never usable; a lone half (a killed write) is an entry of its own, so pruning can remove it.
 """
 from __future__ import annotations
 
@@ -15,6 +20,8 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from pytest_trtbench.export_cache import EXPORT_SUFFIX, EXPORTS, SIDECAR_SUFFIX
 
 LAST_USED_FILE = "last_used"
 META_FILE = "meta.json"
@@ -91,8 +98,9 @@ def tree_bytes(path: Path) -> int:
 
 
 def list_entries(root: Path) -> list[EntryInfo]:
-    """Every complete entry under *root* (the cache dir holding ``<gpu>/<backend>/<key>``), LRU first."""
-    out = []
+    """Every complete entry under *root* (the cache dir holding ``<gpu>/<backend>/<key>``) and every
+    export pair under ``<root>/exports``, LRU first."""
+    out = _export_entries(Path(root) / EXPORTS)
     for meta_path in Path(root).glob(f"*/*/*/{META_FILE}"):
         entry = meta_path.parent
         try:
@@ -110,8 +118,33 @@ def list_entries(root: Path) -> list[EntryInfo]:
     return sorted(out, key=lambda e: (e.last_used, str(e.path)))
 
 
+def _export_entries(folder: Path) -> list[EntryInfo]:
+    """One entry per ``<suite>-<key>`` stem holding an ``.onnx`` and/or its ``.json`` sidecar."""
+    stems: dict[str, list[Path]] = {}
+    for path in sorted(folder.glob("*")) if folder.is_dir() else []:
+        if path.suffix in (EXPORT_SUFFIX, SIDECAR_SUFFIX) and not path.name.startswith(".") and path.is_file():
+            stems.setdefault(path.stem, []).append(path)
+    out = []
+    for stem, files in stems.items():
+        try:
+            stats = [f.stat() for f in files]
+        except OSError:
+            continue
+        suite, _, key = stem.rpartition("-")
+        half = "" if len(files) == 2 else f", incomplete: only {files[0].name}"
+        out.append(EntryInfo(folder / (stem + EXPORT_SUFFIX), EXPORTS, "torch", key,
+                             f"{suite or stem} (PyTorch export{half})", sum(st.st_size for st in stats),
+                             max(st.st_mtime for st in stats)))
+    return out
+
+
 def stale_build_dirs(root: Path, now: float) -> list[Path]:
     return [p for p in Path(root).glob("*/*/.tmp-*") if p.is_dir() and now - p.stat().st_mtime > STALE_TMP_S]
+
+
+def _stale_export_tmp(root: Path, now: float) -> list[Path]:
+    """``exports/.tmp-export-*`` files a killed export copy left (an hour old)."""
+    return [p for p in (Path(root) / EXPORTS).glob(".tmp-export-*") if now - p.stat().st_mtime > STALE_TMP_S]
 
 
 def prune(root: Path, *, max_size: int | None = None, older_than_s: float | None = None,
@@ -134,11 +167,21 @@ def prune(root: Path, *, max_size: int | None = None, older_than_s: float | None
             _remove_entry(Path(root), e)
         for tmp in stale_build_dirs(root, now):
             shutil.rmtree(tmp, ignore_errors=True)
+        for leftover in _stale_export_tmp(root, now):
+            leftover.unlink(missing_ok=True)
     return doomed
 
 
 def _remove_entry(root: Path, entry: EntryInfo) -> None:
     from filelock import FileLock
+
+    if entry.gpu == EXPORTS and entry.path.parent == Path(root) / EXPORTS:
+        for path in (entry.path.with_suffix(SIDECAR_SUFFIX), entry.path):  # sidecar first: the pair is unusable
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                pass  # still listed (as an incomplete pair) and pruned next time
+        return
 
     lock = root / entry.gpu / "locks" / f"{entry.key}.lock"
     if not lock.parent.is_dir():

@@ -7,7 +7,8 @@ imported uses that copy with no live reference: accuracy is gated against the ba
 The key covers what this package can see of the model: the suite file's bytes, the suite's name, seed, inputs and
 output names, the model size (``--trt-size``) and the ONNX opset. Code the factory imports from elsewhere is not
 covered: after changing it, run once with torch (every run with torch exports afresh and replaces the copy).
-These files are not engine cache entries: ``cache list`` / ``prune`` and ``--trt-cache-max-size`` leave them alone.
+Each pair is one cache entry for ``cache list|size|prune`` and ``--trt-cache-max-size`` (:mod:`pytest_trtbench.cache_admin`),
+last used = the newer file's mtime: a store writes both, a use touches the sidecar.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from pytest_trtbench.suite import Suite
 
 EXPORTS = "exports"
+EXPORT_SUFFIX, SIDECAR_SUFFIX = ".onnx", ".json"
 
 
 def export_key(suite: Suite, opset: int) -> str:
@@ -42,8 +44,8 @@ def export_key(suite: Suite, opset: int) -> str:
 
 
 def _paths(root: Path, suite: Suite, opset: int) -> tuple[Path, Path]:
-    stem = root / f"{suite.name}-{export_key(suite, opset)}"
-    return stem.with_suffix(".onnx"), stem.with_suffix(".json")
+    stem = f"{suite.name}-{export_key(suite, opset)}"
+    return root / (stem + EXPORT_SUFFIX), root / (stem + SIDECAR_SUFFIX)
 
 
 def cached_export(root: Path, suite: Suite, opset: int) -> tuple[Path, list[str]] | None:
@@ -55,6 +57,10 @@ def cached_export(root: Path, suite: Suite, opset: int) -> tuple[Path, list[str]
         return None
     if not model.is_file() or not isinstance(outputs, list):
         return None
+    try:
+        os.utime(sidecar)  # its last use, for the cache's LRU pruning
+    except OSError:
+        pass  # a read-only cache still serves it
     return model, [str(o) for o in outputs]
 
 

@@ -3,9 +3,11 @@ the same for torch, cuda-python and pycuda, run where a CUDA device and the libr
 machine: benchmarks/gpu_cuda_layer.sh), skipped with the reason elsewhere."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -324,9 +326,19 @@ def test_a_pytorch_factory_suite_runs_without_torch_from_its_cached_export(pytes
     pytester.runpytest_subprocess(*args, "--trt-update-baselines").assert_outcomes(passed=1)
     exports = list((pytester.path / ".trtbench-cache" / "exports").glob("test_factory-*.onnx"))
     assert len(exports) == 1
+    sidecar = exports[0].with_suffix(".json")
+    day_ago = time.time() - 86400
+    for path in (exports[0], sidecar):
+        os.utime(path, (day_ago, day_ago))
     pytester.makeconftest("import sys\nsys.modules['torch'] = None  # this runner has no torch\n")
     result = pytester.runpytest_subprocess(*args)
     result.assert_outcomes(passed=1)
+    # the export is a cache entry, and using it counts as its last use (LRU pruning keeps what torch-free runs use)
+    from pytest_trtbench.cache_admin import list_entries
+
+    (entry,) = [e for e in list_entries(pytester.path / ".trtbench-cache") if e.gpu == "exports"]
+    assert entry.path == exports[0] and entry.label == "test_factory (PyTorch export)"
+    assert entry.last_used > day_ago + 3600 and sidecar.stat().st_mtime == entry.last_used  # touched by the use
     import csv
 
     with open(pytester.path / "r.csv", newline="") as f:

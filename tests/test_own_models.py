@@ -117,8 +117,9 @@ test_t = Suite(model=lambda: nn.Linear(4, 3), inputs=[Input("x", ("batch", 4))])
     tmp.mkdir()
     proc = _run(suite.parent, "--trt-cache-max-size=1", env={"TMPDIR": str(tmp)})
     assert proc.returncode == 0, proc.stdout[-2000:]
-    assert "--trt-cache-max-size pruned 2 entries" in proc.stdout
+    assert "--trt-cache-max-size pruned 3 entries" in proc.stdout  # 2 engines + test_t's PyTorch export
     assert list_entries(tmp_path / "project" / ".trtbench-cache") == []
+    assert not list((tmp_path / "project" / ".trtbench-cache" / "exports").iterdir())  # the size limit holds
     assert not list(tmp.glob("trtbench-export-*"))  # exported and normalized models removed at session end
     bad = _run(suite.parent, "--trt-cache-max-size=lots")
     assert bad.returncode == 4 and "--trt-cache-max-size: expected a size such as 500MB" in bad.stderr
@@ -169,6 +170,46 @@ def test_cache_command_line(tmp_path: Path) -> None:
     assert parse_size("1.5G") == int(1.5 * 1024**3) and parse_size("500MB") == 500 * 1024**2
     with pytest.raises(ValueError, match="expected a size"):
         parse_size("5 apples")
+
+
+def _fake_export(root: Path, stem: str, size: int, age_h: float, *suffixes: str) -> None:
+    """A PyTorch-factory export as export_cache stores it: ``exports/<suite>-<key>.onnx`` + ``.json``."""
+    now = time.time()
+    for suffix in suffixes or (".onnx", ".json"):
+        path = root / "exports" / (stem + suffix)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"\0" * size if suffix == ".onnx" else b'{"output_names": ["y"]}')
+        os.utime(path, (now - age_h * 3600,) * 2)
+
+
+def test_exports_are_cache_entries_listed_sized_and_pruned_as_pairs(tmp_path: Path) -> None:
+    root = tmp_path / "cache"
+    _fake_cache(root, {"e1": 3000, "e2": 3000}, {"e1": 5, "e2": 1})
+    _fake_export(root, "test_f-00000000000000aa", 4000, 10)
+    _fake_export(root, "test.g-00000000000000bb", 1000, 3)
+    _fake_export(root, "test_h-00000000000000cc", 500, 48, ".onnx")  # a killed store: no sidecar
+    _fake_export(root, ".tmp-export-x1", 700, 0.5, "")  # a killed copy's temporary file (young yet)
+    entries = list_entries(root)
+    assert [(e.gpu, e.key) for e in entries] == [("exports", "00000000000000cc"), ("exports", "00000000000000aa"),
+                                                ("cpu", "e1"), ("exports", "00000000000000bb"), ("cpu", "e2")]
+    pair = entries[1]
+    assert pair.label == "test_f (PyTorch export)" and pair.bytes == 4000 + len(b'{"output_names": ["y"]}')
+    assert entries[0].label == "test_h (PyTorch export, incomplete: only test_h-00000000000000cc.onnx)"
+    assert entries[3].label == "test.g (PyTorch export)"
+    out = io.StringIO()
+    assert cli(["cache", "list", "--cache-dir", str(root)], out, io.StringIO()) == 0
+    assert "exports/torch/00000000000" in out.getvalue().splitlines()[1] and "test_f (PyTorch export)" in out.getvalue()
+    out = io.StringIO()
+    assert cli(["cache", "size", "--cache-dir", str(root)], out, io.StringIO()) == 0
+    assert "in 5 entries" in out.getvalue()
+    removed = prune(root, older_than_s=parse_age("1d"))  # the lone half goes by age like any entry
+    assert [e.key for e in removed] == ["00000000000000cc"] and not (root / "exports" / "test_h-00000000000000cc.onnx").exists()
+    removed = prune(root, max_size=tree_bytes(root) - 1)  # LRU: the 10 h old export pair, both files
+    assert [e.key for e in removed] == ["00000000000000aa"]
+    assert sorted(p.name for p in (root / "exports").iterdir()) == [
+        ".tmp-export-x1", "test.g-00000000000000bb.json", "test.g-00000000000000bb.onnx"]  # tmp: not an hour old
+    os.utime(root / "exports" / ".tmp-export-x1", (time.time() - 7200,) * 2)
+    assert prune(root, max_size=1) and not list((root / "exports").iterdir()) and list_entries(root) == []
 
 
 def test_readme_cache_command_runs_as_a_module(tmp_path: Path) -> None:
