@@ -7,7 +7,8 @@
 
 Every step prints ``ok`` or ``FAILED`` with the error; a failure never stops the later steps.
 
-1. Environment: GPU, compute capability, torch and its CUDA, TensorRT flavor and version.
+1. Environment: GPU, compute capability, the CUDA layer the run uses, torch and its CUDA (only where torch
+   can be imported: a torch-free runner says so), TensorRT flavor and version.
 2. Engine level, on a small MLP written here (dynamic batch, two optimization profiles) and a zero-size
    batch: build fp32 and fp16, layer info source (the engine inspector runs only on a GPU), realized
    precisions, load, device-memory stats, outputs against numpy, CUDA graph capture (TensorRT-RTX's
@@ -90,9 +91,27 @@ def write_mlp(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 # -- steps -------------------------------------------------------------------------------------
 
 
-def environment() -> Any:
-    import torch
+def torch_text() -> str:
+    """torch's version and CUDA where this run can import torch; else that it can't (no version is claimed)."""
+    try:
+        import torch
+    except ImportError as exc:
+        return f"torch: not importable here ({str(exc).splitlines()[0]}); this run uses no torch"
+    return f"torch {torch.__version__}, CUDA {torch.version.cuda}, available: {torch.cuda.is_available()}"
 
+
+def cuda_layer_text() -> str:
+    """The CUDA layer ``--trt-cuda=auto`` picks here (torch, cuda-python or pycuda), or why none is usable."""
+    from pytest_trtbench.cuda import LAYERS, CudaLayerError, choose, unavailable_reason
+
+    reasons = {name: unavailable_reason(name) for name in LAYERS}
+    try:
+        return f"{choose('auto', reasons)} (--trt-cuda=auto)"
+    except CudaLayerError:
+        return "none usable: " + "; ".join(f"{name}: {why}" for name, why in reasons.items())
+
+
+def environment() -> Any:
     from pytest_trtbench.backends.tensorrt import detect_flavor
     from pytest_trtbench.device import resolve_device
 
@@ -101,7 +120,8 @@ def environment() -> Any:
     flavor = detect_flavor()
     say(f"- machine: {platform.node()} / {platform.platform()} / python {platform.python_version()}")
     say(f"- GPU: {device.device_name} (compute capability {device.compute_capability or '?'}), kind {device.kind}")
-    say(f"- torch {torch.__version__}, CUDA {torch.version.cuda}, available: {torch.cuda.is_available()}")
+    say(f"- CUDA layer: {cuda_layer_text()}")
+    say(f"- {torch_text()}")
     say(f"- TensorRT: {flavor.label if flavor else 'not installed'}")
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     say(f"- pytest-trtbench commit: {commit.stdout.strip() or '?'}")

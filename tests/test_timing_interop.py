@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import subprocess
 import sys
 import types
@@ -310,3 +311,34 @@ def test_gpu_benchmark_script_smoke_runs_on_cpu(script: str, tmp_path: Path) -> 
     else:
         assert data["device"] == "cpu" and len(data["cases"]) == 2
         assert all(len(runs) == 2 and all(len(run) == 5 for run in runs) for runs in data["cases"].values())
+
+
+ENVIRONMENT_ONLY = """
+import sys
+{block}
+sys.path.insert(0, sys.argv[1])
+import trt_first_run
+trt_first_run.environment()
+"""
+
+
+@pytest.mark.parametrize("torch_present", [True, False])
+def test_trt_first_run_names_torch_only_where_the_run_can_import_it(torch_present: bool) -> None:
+    """benchmarks/trt_first_run.py's environment section: torch's version where torch is there, and on a
+    torch-free runner (the CUDA layer then is cuda-python or pycuda) a plain "not importable", not a crash."""
+    if torch_present:
+        torch = pytest.importorskip("torch")
+    block = "" if torch_present else "sys.modules['torch'] = None  # a runner without torch"
+    proc = subprocess.run([sys.executable, "-c", ENVIRONMENT_ONLY.format(block=block), str(ROOT / "benchmarks")],
+                          capture_output=True, text=True, timeout=120, check=False,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    torch_lines = [line for line in lines if "torch" in line and not line.startswith("- CUDA layer:")]
+    if torch_present:
+        assert torch_lines == [f"- torch {torch.__version__}, CUDA {torch.version.cuda}, "
+                               f"available: {torch.cuda.is_available()}"]
+    else:
+        assert torch_lines == ["- torch: not importable here (import of torch halted; None in sys.modules); "
+                               "this run uses no torch"]
+    assert any(line.startswith("- CUDA layer: ") for line in lines) and lines[0] == "## Environment"
