@@ -87,7 +87,7 @@ def interrupt_build(env: Env, sig: int) -> Outcome:
         if "[trtbench] building engine" in line:
             proc.send_signal(sig)
             break
-    rest, _ = proc.communicate(timeout=300)
+    rest, _ = proc.communicate(timeout=600)
     return Outcome(proc.returncode, "".join(seen) + rest, report_status(env.report))
 
 
@@ -168,7 +168,7 @@ def test_two_processes_update_one_baseline_file(tmp_path: Path) -> None:
     path = tmp_path / "baselines" / "cpu" / "s.json"
     procs = [subprocess.Popen([sys.executable, "-c", UPDATER, str(path), tag], env=env_with_repo(),
                               stderr=subprocess.PIPE, text=True) for tag in ("a", "b")]
-    errors = [p.communicate(timeout=300)[1] for p in procs]
+    errors = [p.communicate(timeout=600)[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], errors
     cases = json.loads(path.read_text())["cases"]
     out = Outcome(0, f"{len(cases)} of 200 entries kept", "")

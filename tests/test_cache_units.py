@@ -495,7 +495,7 @@ def test_a_stale_folder_under_a_read_only_folder_is_not_reported_removed(tmp_pat
         pytest.skip("needs root and setpriv to drop CAP_DAC_OVERRIDE")
     repo = Path(__file__).resolve().parents[1]
     done = subprocess.run(["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--", sys.executable, "-c",
-                           CLEAN_READ_ONLY, str(tmp_path / "cache")], capture_output=True, text=True, timeout=120,
+                           CLEAN_READ_ONLY, str(tmp_path / "cache")], capture_output=True, text=True, timeout=600,
                           env={**os.environ, "PYTHONPATH": str(repo)})
     assert done.returncode == 0, done.stderr
     removed, notes, left = done.stdout.splitlines()

@@ -287,7 +287,7 @@ def run_cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     env["MPLCONFIGDIR"] = str(cwd / ".mplconfig")
     return subprocess.run(
         [sys.executable, "-W", "error", "-m", "pytest_trtbench", *map(str, args)],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=120,
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
     )
 
 

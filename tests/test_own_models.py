@@ -74,7 +74,7 @@ def _project(root: Path) -> Path:
 
 def _run(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "pytest", *args, *FAST], cwd=cwd, capture_output=True, text=True,
-                          timeout=300, env={**os.environ, **(env or {})})
+                          timeout=600, env={**os.environ, **(env or {})})
 
 
 def test_baselines_are_anchored_at_the_suite_project_without_an_ini_file(tmp_path: Path) -> None:
@@ -215,7 +215,7 @@ def test_exports_are_cache_entries_listed_sized_and_pruned_as_pairs(tmp_path: Pa
 def test_readme_cache_command_runs_as_a_module(tmp_path: Path) -> None:
     _fake_cache(tmp_path / ".trtbench-cache", {"k": 10}, {"k": 1})
     proc = subprocess.run([sys.executable, "-m", "pytest_trtbench", "cache", "size"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 0 and "in 1 entries" in proc.stdout
 
 

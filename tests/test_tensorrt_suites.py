@@ -36,7 +36,7 @@ def run_suite_file(directory: Path, name: str) -> subprocess.CompletedProcess[st
     """Run one suite module in *directory* on the CPU (engines are built, not executed)."""
     return subprocess.run(
         [sys.executable, "-m", "pytest", name, "--trt-gpu=cpu", "-p", "no:cacheprovider"],
-        cwd=directory, capture_output=True, text=True, timeout=300,
+        cwd=directory, capture_output=True, text=True, timeout=600,
     )
 
 

@@ -26,7 +26,7 @@ def test_actionlint_passes() -> None:
 
     result = subprocess.run(
         [actionlint, "-no-color", *(str(path.relative_to(REPO_ROOT)) for path in WORKFLOWS)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
     )
 
     shellcheck = "with shellcheck" if shutil.which("shellcheck") else "without shellcheck (not installed)"
