@@ -318,7 +318,8 @@ def write_knob(pytester: pytest.Pytester, extra: int = 0, wide: int = 1) -> None
 
 
 def faster_baseline(pytester: pytest.Pytester) -> dict[str, Any]:
-    """Replace the recorded latency by a clean 0.1 µs history (every block 1e-4 ms, IQR 1e-5 ms), so the rule
+    """Replace the recorded latency by a clean 0.1 µs history (every block 1e-4 ms, IQR 1e-5 ms); the tests that
+    gate against it time their runs with the FAKE steady clock (conftest.py: 0.01 ms per iteration), so the rule
     calls the case slower whatever this shared VM's timing does: scaling the real blocks by 1/10 or even
     1/1000 was not enough, because their noise (a recording with a block CoV of 995 %) made any ratio "not
     credible". The layer profile stays the real one recorded from the model before the knob changed."""
@@ -348,7 +349,7 @@ def test_update_baselines_stores_a_compact_profile(pytester: pytest.Pytester) ->
     assert stored.op_counts.get("FusedGemm") == 2 and stored.op_counts.get("Add") == 2  # fc1 + tanh fused
 
 
-def test_an_added_block_is_named_as_the_new_layers_in_the_failure_text(pytester: pytest.Pytester) -> None:
+def test_an_added_block_is_named_as_the_new_layers_in_the_failure_text(pytester: pytest.Pytester, steady_clock: object) -> None:
     write_knob(pytester)
     pytester.runpytest(*FAST, "--trt-update-baselines").assert_outcomes(passed=1)
     faster_baseline(pytester)
@@ -395,7 +396,7 @@ def test_profiling_is_off_by_default_and_on_with_the_option_or_ini(pytester: pyt
         "onnxruntime-fp32-b64"]
 
 
-def test_a_regression_without_a_stored_profile_says_how_to_get_one(pytester: pytest.Pytester) -> None:
+def test_a_regression_without_a_stored_profile_says_how_to_get_one(pytester: pytest.Pytester, steady_clock: object) -> None:
     write_knob(pytester)
     pytester.runpytest(*FAST, "--trt-update-baselines").assert_outcomes(passed=1)
     data = faster_baseline(pytester)
@@ -410,7 +411,8 @@ def test_a_regression_without_a_stored_profile_says_how_to_get_one(pytester: pyt
                                  "--trt-update-baselines*"])
 
 
-def test_the_step_summary_gets_the_layer_block(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_step_summary_gets_the_layer_block(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+                                                 steady_clock: object) -> None:
     write_knob(pytester)
     pytester.runpytest(*FAST, "--trt-update-baselines").assert_outcomes(passed=1)
     faster_baseline(pytester)
