@@ -47,15 +47,34 @@ def _scores(outputs: np.ndarray) -> np.ndarray:
     return scores
 
 
-def _class_ids(labels: np.ndarray, n: int) -> np.ndarray:
+def _whole_numbers(labels: Any) -> np.ndarray:
+    """*labels* as an array of whole numbers; class names, NaN or fractions match no prediction, so a metric
+    on them is 0 for the reference and the engine alike and would pass any engine: refused."""
+    import numpy as np
+
+    ids = np.asarray(labels)
+    if ids.dtype.kind not in "biuf":
+        raise ValueError(f"labels must be class ids (whole numbers), got {ids.dtype} values such as "
+                         f"{ids.reshape(-1)[:1].tolist()}; map class names to ids")
+    if ids.dtype.kind == "f" and not np.all(np.isfinite(ids) & (ids == np.round(ids))):
+        bad = ids[~(np.isfinite(ids) & (ids == np.round(ids)))].reshape(-1)[0]
+        raise ValueError(f"labels must be whole numbers (class ids), got {bad}")
+    return ids
+
+
+def _class_ids(labels: np.ndarray, n: int, classes: int) -> np.ndarray:
     import numpy as np
 
     ids = np.asarray(labels)
     if ids.ndim == 2 and ids.shape[1] > 1:
         ids = ids.argmax(axis=1)  # one-hot or soft labels
-    ids = ids.reshape(-1)
+    ids = _whole_numbers(ids).reshape(-1)
     if len(ids) != n:
         raise ValueError(f"{len(ids)} labels for {n} outputs")
+    outside = ids[(ids < 0) | (ids >= classes)]
+    if len(outside):
+        raise ValueError(f"label {outside[0]:g} is outside the output's classes 0..{classes - 1} "
+                         "(1-based ids? class ids start at 0)")
     return ids
 
 
@@ -66,7 +85,7 @@ def top_k(outputs: np.ndarray, labels: np.ndarray, k: int) -> float:
     scores = _scores(outputs)
     if scores.shape[1] < k:
         raise ValueError(f"top{k} needs at least {k} classes, the output has {scores.shape[1]}")
-    ids = _class_ids(labels, scores.shape[0])
+    ids = _class_ids(labels, scores.shape[0], scores.shape[1])
     best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
     return float(np.mean(np.any(best == ids[:, None], axis=1)))
 
@@ -88,7 +107,7 @@ def mean_iou(outputs: np.ndarray, labels: np.ndarray) -> float:
         raise ValueError(f"mean_iou needs scores [N, C, ...] (class on axis 1), got shape {list(scores.shape)}")
     classes = scores.shape[1]
     predicted = scores.argmax(axis=1).reshape(-1)
-    truth = np.asarray(labels).reshape(-1)
+    truth = _whole_numbers(labels).reshape(-1)
     if truth.shape != predicted.shape:
         raise ValueError(f"labels have {truth.size} values, the predictions {predicted.size} ([N, ...] without C)")
     keep = (truth >= 0) & (truth < classes)
@@ -127,9 +146,10 @@ def compute(name: str, fn: MetricFn, outputs: np.ndarray, labels: np.ndarray, wh
     except Exception as exc:
         raise SuiteError(f"{where}: metric {name} failed on outputs {list(outputs.shape)} and labels "
                          f"{list(labels.shape)}: {type(exc).__name__}: {exc}") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "__float__"):
-        raise SuiteError(f"{where}: metric {name} returned {type(value).__name__}, not a number; return a float "
-                         "(higher is better)")
+    shape = getattr(value, "shape", ())
+    if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "__float__") or shape:
+        what = f"an array of shape {list(shape)}" if shape else type(value).__name__
+        raise SuiteError(f"{where}: metric {name} returned {what}, not a number; return a float (higher is better)")
     return float(value)
 
 
@@ -186,7 +206,7 @@ def judge(name: str, reference: float, engine: float, samples: int, tol: Toleran
         failures.append(f"{name} of the reference is {reference}: nothing to compare with")
     rel, absolute = budget(tol)
     if not failures:
-        if rel is not None and not result.relative_loss <= rel + EPS:
+        if rel is not None and result.loss > 0 and not result.relative_loss <= rel + EPS:
             failures.append(f"{name} {engine:.4f} vs reference {reference:.4f}: relative loss "
                             f"{100 * result.relative_loss:.2f} % > max_relative_metric_loss {100 * rel:.2f} %")
         if absolute is not None and not result.loss <= absolute + EPS:

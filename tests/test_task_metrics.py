@@ -55,6 +55,30 @@ def test_mean_iou_over_the_whole_set_ignores_labels_outside_the_classes() -> Non
         mean_iou(np.zeros((2, 3)), np.zeros(2))
 
 
+@pytest.mark.parametrize(("labels", "message"), [
+    (np.array(["cat", "dog", "cat"]), "labels must be class ids"),                       # class names, not ids
+    (np.array([0.0, np.nan, 1.0]), "labels must be whole numbers"),                     # NaN labels
+    (np.array([0.5, 1.0, 2.0]), "labels must be whole numbers"),
+    (np.array([1, 2, 3]), "label 3 is outside the output's classes 0..2"),              # 1-based ids
+    (np.array([-1, 0, 1]), "label -1 is outside the output's classes 0..2"),
+])
+def test_top_k_refuses_labels_that_are_not_class_ids(labels: np.ndarray, message: str) -> None:
+    # such labels match no prediction: top-1 is 0 for the reference and the engine alike, a relative loss of 0,
+    # so the gate would pass whatever the engine does
+    scores = np.eye(3, dtype=np.float32)
+    with pytest.raises(ValueError, match=message):
+        top1(scores, labels)
+    assert top1(scores, np.array([0.0, 1.0, 2.0])) == 1.0 and top1(scores, np.array([[0], [1], [2]])) == 1.0
+
+
+def test_mean_iou_refuses_labels_that_are_not_whole_numbers() -> None:
+    scores = np.moveaxis(np.eye(3)[np.array([[[0, 1, 2]]])], -1, 1)
+    with pytest.raises(ValueError, match="labels must be whole numbers"):
+        mean_iou(scores, np.array([[[0.0, np.nan, 2.0]]]))
+    with pytest.raises(ValueError, match="labels must be class ids"):
+        mean_iou(scores, np.array([[["a", "b", "c"]]]))
+
+
 def test_a_callable_metric_is_named_after_the_function() -> None:
     def recall_of_one(outputs: Any, labels: Any) -> float:
         return float(np.mean(outputs.argmax(1)[labels == 1] == 1))
@@ -71,6 +95,9 @@ def test_relative_criterion_fails_beyond_the_budget_and_passes_within() -> None:
     failed = judge("top1", 0.95, 0.94, 600, tol)                       # 1.05 % loss
     assert failed.failures and "relative loss 1.05 % > max_relative_metric_loss 1.00 %" in failed.failures[0]
     assert judge("top1", 0.95, 0.99, 600, tol).failures == ()         # better than the reference
+    assert judge("gain", 0.0, 0.05, 600, tol).failures == ()          # better than a reference of 0
+    assert judge("gain", 0.0, 0.0, 600, tol).failures == ()
+    assert judge("gain", 0.0, -0.05, 600, tol).failures                 # worse than a reference of 0
 
 
 def test_absolute_criterion_and_the_default_budget() -> None:
@@ -242,6 +269,8 @@ def test_without_a_live_reference_the_stored_reference_metric_is_used() -> None:
 @pytest.mark.parametrize(("metric", "message"), [
     (lambda outputs, labels: "high", "metric <lambda> returned str, not a number; return a float (higher is better)"),
     (lambda outputs, labels: 1 / 0, "metric <lambda> failed on outputs [2, 3] and labels [2]: ZeroDivisionError"),
+    (lambda outputs, labels: np.array([0.5, 0.6]), "metric <lambda> returned an array of shape [2], not a number"),
+    (lambda outputs, labels: None, "metric <lambda> returned NoneType, not a number"),
 ])
 def test_a_broken_metric_callable_is_one_line(metric: Any, message: str) -> None:
     from pytest_trtbench.task_metrics import compute

@@ -274,6 +274,21 @@ def test_bad_data_errors_the_case_with_one_line(pytester: pytest.Pytester) -> No
     assert "Traceback" not in result.stdout.str()
 
 
+def test_labels_that_are_not_class_ids_error_instead_of_passing(pytester: pytest.Pytester) -> None:
+    # 1-based labels (1, 2 for a two-class output): top-1 of the reference and the engine alike would be ~0.5
+    # and any engine would pass the relative criterion
+    pytester.makepyfile(test_detector=SUITE.replace("BUDGET", "0.01").replace(
+        "return [(x[i:i + 100], y[i:i + 100]) for i in range(0, 400, 100)]",
+        "return [(x[i:i + 100], y[i:i + 100] + 1) for i in range(0, 400, 100)]"))
+    result = pytester.runpytest(*FAST, "--trt-report=r.csv", "-k", "fp32")
+    result.assert_outcomes(failed=1)
+    row = _rows(pytester.path / "r.csv")["onnxruntime-fp32-b8"]
+    assert row["status"] == "error"
+    assert row["reason"].startswith("suite test_detector: metric top1 failed on outputs [400, 2] and labels [400]: "
+                                    "ValueError: label 2 is outside the output's classes 0..1 (1-based ids?")
+    assert "Traceback" not in result.stdout.str()
+
+
 def test_an_unknown_method_is_an_invalid_suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CALIBRATION_METHOD", "kl")
     _write(pytester)
