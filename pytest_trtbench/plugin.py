@@ -121,6 +121,20 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         del config.stash[plugin_key]
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    # a suite file importing torch at the top, on a runner without torch: skipped, not a collection error
+    if not isinstance(collector, pytest.Module):
+        return (yield)
+    from pytest_trtbench.suite_import import missing_torch, skip_report
+
+    missing = missing_torch(collector)
+    report = yield
+    if missing is not None and report.failed:
+        skip_report(collector, report, missing)
+    return report
+
+
 def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> list[pytest.Item] | None:
     # a module holding a Suite imported pytest_trtbench.suite: until one has, nothing can be a Suite
     suite_module = sys.modules.get("pytest_trtbench.suite")

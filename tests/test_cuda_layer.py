@@ -204,6 +204,38 @@ def test_without_torch_onnx_file_suites_run_and_pytorch_factory_suites_are_skipp
     result.stdout.fnmatch_lines(["*test_factory defines its model in PyTorch, which can't be imported here*"])
 
 
+TOP_LEVEL_TORCH_SUITE = """
+from torch import nn
+
+from pytest_trtbench import Input, Suite
+
+
+def mlp() -> nn.Module:
+    return nn.Linear(4, 3)
+
+
+test_top = Suite(model=mlp, inputs=[Input("x", ("batch", 4))], batch_sizes=[2], output_names=["y"])
+"""
+
+
+def test_without_torch_a_suite_file_importing_torch_at_the_top_is_skipped_not_a_collection_error(
+        pytester: pytest.Pytester) -> None:
+    """The README's suite style (``from torch import nn`` at the top) on a runner without torch: the file is
+    skipped with the reason and the fix, and the other suites still run (no 'Interrupted: 1 error')."""
+    pytester.makepyfile(test_s=SUITE, test_top=TOP_LEVEL_TORCH_SUITE)
+    pytester.makepyfile(test_other="from torch import nn\n\ndef test_plain():\n    pass\n")  # not a suite file
+    pytester.makeconftest("import sys\nsys.modules['torch'] = None  # this runner has no torch\n")
+    _tiny_onnx(pytester.path / "tiny.onnx")
+    result = pytester.runpytest_subprocess("--trt-gpu=cpu", "-p", "no:cacheprovider", "-rs", "-W", "error",
+                                           "test_s.py", "test_top.py")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*test_top.py:1: test_top.py imports torch at module level and torch can't be "
+                                 "imported here: its suites are skipped; to run them from the export a run with "
+                                 "torch kept, import torch inside the model factory*"])
+    other = pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_other.py")
+    other.assert_outcomes(errors=1)  # a test module that is not a suite keeps pytest's own collection error
+
+
 # --- the layer itself: the same tests for every implementation (GPU only) --------------------------------
 
 @pytest.fixture(params=LAYERS)
