@@ -30,7 +30,9 @@ def missing_torch(module: pytest.Module) -> ModuleNotFoundError | None:
         cause = exc.__cause__
         if isinstance(cause, ModuleNotFoundError) and _missing_name(cause).split(".")[0] == "torch":
             return cause
-    except Exception:  # noqa: BLE001 - anything else is reported by pytest's own collection of the module
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:  # noqa: BLE001 - a module-level skip, any other error: pytest's own collection reports it
         return None
     return None
 

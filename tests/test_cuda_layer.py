@@ -223,12 +223,14 @@ def test_without_torch_a_suite_file_importing_torch_at_the_top_is_skipped_not_a_
     """The README's suite style (``from torch import nn`` at the top) on a runner without torch: the file is
     skipped with the reason and the fix, and the other suites still run (no 'Interrupted: 1 error')."""
     pytester.makepyfile(test_s=SUITE, test_top=TOP_LEVEL_TORCH_SUITE)
-    pytester.makepyfile(test_other="from torch import nn\n\ndef test_plain():\n    pass\n")  # not a suite file
+    pytester.makepyfile(test_other="from torch import nn\n\ndef test_plain():\n    pass\n",  # not a suite file
+                        test_gpu="import pytest\nimport pytest_trtbench\n\npytest.skip('no GPU', allow_module_level=True)\n")
     pytester.makeconftest("import sys\nsys.modules['torch'] = None  # this runner has no torch\n")
     _tiny_onnx(pytester.path / "tiny.onnx")
     result = pytester.runpytest_subprocess("--trt-gpu=cpu", "-p", "no:cacheprovider", "-rs", "-W", "error",
                                            "test_s.py", "test_top.py")
     result.assert_outcomes(passed=1, skipped=1)
+    assert pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_gpu.py").ret == 5  # a module-level skip stays one
     result.stdout.fnmatch_lines(["*test_top.py:1: test_top.py imports torch at module level and torch can't be "
                                  "imported here: its suites are skipped; to run them from the export a run with "
                                  "torch kept, import torch inside the model factory*"])
