@@ -56,6 +56,9 @@ def test_an_entry_point_on_sys_path_is_a_backend(tmp_path: Path, monkeypatch: py
     ("onnx-reference = onnx_reference_backend:NoSuchClass", "cannot load backend onnx_reference_backend:NoSuchClass: "
                                                             "AttributeError"),
     ("onnx-ref = onnx_reference_backend:OnnxReferenceBackend", "made an object whose .name is 'onnx-reference'"),
+    # a factory that raises (here: it needs an argument) names the backend, not only the exception
+    ("onnx-reference = onnx_reference_backend:engine_precisions",
+     r"backend 'onnx-reference' \(onnx_reference_backend:engine_precisions\) could not be made: TypeError: "),
 ])
 def test_a_broken_entry_point_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, line: str,
                                                 error: str) -> None:

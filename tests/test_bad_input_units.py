@@ -106,3 +106,18 @@ def test_writable_checks(tmp_path: Path) -> None:
     with pytest.raises(PathProblem, match="is a directory, not a file"):
         check_writable_file(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]  # the probe leaves nothing behind
+
+
+def test_the_no_baselines_warning_is_for_a_wrong_dir_or_gpu_not_for_a_new_suite(tmp_path: Path) -> None:
+    from pytest_trtbench.session_outputs import unused_baselines_warning
+
+    rows = [{"status": "new", "case_id": "test_new[onnxruntime-fp32-b1]"}]
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "test_other.json").write_text("{}", encoding="utf-8")
+    # the right folder holds another suite's baselines: the suite that ran is just new, nothing to warn about
+    assert unused_baselines_warning(rows, tmp_path, "cpu") == ""
+    # a wrong --trt-gpu: baselines exist, none for this GPU
+    assert unused_baselines_warning(rows, tmp_path, "a10").startswith(
+        f"no case found a baseline in {tmp_path / 'a10'}, but baseline files exist: {tmp_path / 'cpu' / 'test_other.json'}")
+    # a wrong --trt-baseline-dir (one level too deep)
+    assert unused_baselines_warning(rows, tmp_path / "cpu", "cpu").startswith("no case found a baseline in ")

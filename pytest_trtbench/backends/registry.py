@@ -48,7 +48,11 @@ def get_backend(name: str) -> Backend:
     if target is None:
         raise BackendRegistryError(unknown_backend_message(name))
     factory = _load(target)
-    backend = factory()
+    try:
+        backend = factory()
+    except Exception as exc:  # the third party's constructor: name the backend and its entry point
+        raise BackendRegistryError(
+            f"backend {name!r} ({target}) could not be made: {type(exc).__name__}: {exc}") from None
     if getattr(backend, "name", None) != name:
         raise BackendRegistryError(
             f"backend {name!r} ({target}) made an object whose .name is {getattr(backend, 'name', None)!r}; "
