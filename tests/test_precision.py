@@ -156,3 +156,24 @@ def test_both_backends_build_int8_from_the_same_qdq_model(tmp_path: Path) -> Non
         assert result.metadata["recipe"] == {"precision": "int8", **precision.recipe("int8")}
         written[backend.name] = (out / qdq).read_bytes()
     assert written["onnxruntime"] == written["tensorrt"]
+
+
+def test_int8_quantizes_weighted_nodes_that_have_no_name(tmp_path: Path) -> None:
+    """Node names are optional in ONNX (hand-made graphs, some converters leave them empty); the quantizer
+    picks nodes by name, so an unnamed MatMul was 'no Conv/MatMul/Gemm with weights to quantize'."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from pytest_trtbench.precision.quantize import quantize_qdq
+
+    weight = numpy_helper.from_array(np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["mm"]), helper.make_node("Relu", ["mm"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])], [weight])
+    src, dst = tmp_path / "unnamed.onnx", tmp_path / "unnamed.int8.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9), str(src))
+    feeds = [{"x": np.random.default_rng(i).uniform(-1, 1, size=(4, 6)).astype(np.float32)} for i in range(4)]
+    quantize_qdq(src, dst, feeds, "minmax")
+    ops = [node.op_type for node in onnx.load(str(dst)).graph.node]
+    assert ops.count("DequantizeLinear") >= 2 and "MatMul" in ops  # the weight and the activation are Q/DQ

@@ -114,6 +114,7 @@ def _preprocess(src: Path, prepared: Path) -> list[str]:
         quant_pre_process(str(src), str(prepared), auto_merge=True)
     except AssertionError:  # ORT's symbolic shape inference gives up on some Reshapes (a ViT's patch flatten)
         quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
+    _name_unnamed_nodes(prepared)
     weighted: list[str] = weighted_nodes(prepared)
     if not weighted:
         raise QuantizationError(f"{src}: no Conv/MatMul/Gemm with weights to quantize; int8 would change nothing")
@@ -177,6 +178,25 @@ def uniform_batches(feeds: list[Mapping[str, np.ndarray]]) -> list[Mapping[str, 
     stacked = {name: np.concatenate([np.asarray(f[name]) for f in feeds]) for name in names}
     total = len(stacked[names[0]])
     return [{name: stacked[name][i:i + step] for name in names} for i in range(0, total, step)]
+
+
+def _name_unnamed_nodes(path: Path) -> None:
+    """Name the nodes of *path* that have no name (optional in ONNX): the quantizer selects nodes by name,
+    so an unnamed weighted MatMul would silently stay fp32. Rewrites the file only when a node was unnamed."""
+    import onnx
+
+    if all(node.name for node in onnx.load(str(path), load_external_data=False).graph.node):
+        return
+    model = onnx.load(str(path))
+    used = {node.name for node in model.graph.node}
+    for i, node in enumerate(model.graph.node):
+        if not node.name:
+            name = f"{node.op_type}_{i}"
+            while name in used:
+                name += "_"
+            node.name = name
+            used.add(name)
+    onnx.save(model, str(path))
 
 
 def weighted_nodes(path: Path) -> list[str]:
