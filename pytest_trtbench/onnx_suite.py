@@ -13,9 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pytest_trtbench.suite import Dim, Input, Suite, SuiteError
+from pytest_trtbench.suite_types import Dim, Input, SuiteError
+
+if TYPE_CHECKING:
+    from pytest_trtbench.suite import Suite
 
 BATCH = "batch"
 INT_RANGE = (0.0, 2.0)

@@ -10,48 +10,17 @@ import itertools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from pytest_trtbench.compare import Tolerance
+from pytest_trtbench.onnx_suite import complete_onnx_suite
 from pytest_trtbench.profile import InputRange, Shape, ShapeProfile
 from pytest_trtbench.suite_checks import suite_problems
+from pytest_trtbench.suite_types import Dim, Feeds, Input, SuiteError
 
-if TYPE_CHECKING:
-    import numpy as np
-
-Dim = int | str
-Feeds = Mapping[str, "np.ndarray"]
-
-
-class SuiteError(ValueError):
-    """A suite declaration is invalid; the message names the suite and the fix."""
-
-
-@dataclass(frozen=True)
-class Input:
-    """One model input: ``shape`` mixes fixed sizes and named dims (``("batch", "seq")``).
-
-    Values are drawn deterministically from ``range`` ([low, high) for ints, [low, high] for floats),
-    or produced by ``data(shape, rng)`` when given (user-supplied arrays).
-    """
-
-    name: str
-    shape: tuple[Dim, ...]
-    dtype: str = "float32"
-    range: tuple[float, float] = (-1.0, 1.0)
-    data: Callable[[Shape, Any], Any] | None = None
-
-    def resolve(self, dims: Mapping[str, int]) -> Shape:
-        out = []
-        for d in self.shape:
-            if isinstance(d, str):
-                if d not in dims:
-                    raise SuiteError(f"input {self.name!r} uses dim {d!r} but the suite gives no values for it; "
-                                     f"add dims={{{d!r}: [...]}}")
-                out.append(int(dims[d]))
-            else:
-                out.append(int(d))
-        return tuple(out)
+# Input, SuiteError and the Dim / Feeds aliases live in suite_types (the modules suite.py uses need them too, and
+# must not import suite.py back); pytest_trtbench.suite.Input and .SuiteError stay importable from here
+__all__ = ["Case", "Dim", "Feeds", "Input", "Suite", "SuiteError"]
 
 
 @dataclass(frozen=True)
@@ -145,8 +114,6 @@ class Suite:
         if problems:
             raise SuiteError("; ".join(problems))
         if self.is_onnx_file:
-            from pytest_trtbench.onnx_suite import complete_onnx_suite
-
             complete_onnx_suite(self)
         if not self.inputs:
             raise SuiteError(f"{self.onnx_path().name} has no inputs: nothing to feed the model"

@@ -1,18 +1,21 @@
 """What can be wrong with a suite declaration, found before anything is built.
 
 :meth:`pytest_trtbench.suite.Suite.validate` runs :func:`suite_problems` and raises one
-:class:`~pytest_trtbench.suite.SuiteError` listing them all; the plugin turns that into an error for that
+:class:`~pytest_trtbench.suite_types.SuiteError` listing them all; the plugin turns that into an error for that
 suite only, so the other suites still run. Each check is a small function returning messages that say
 what is wrong and what is allowed; add new ones to :data:`CHECKS`.
 """
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from pytest_trtbench.compare import Tolerance
 from pytest_trtbench.precision import PRECISIONS
+from pytest_trtbench.suite_types import Input, SuiteError
+from pytest_trtbench.task_checks import task_problems
 
 if TYPE_CHECKING:
     from pytest_trtbench.suite import Suite
@@ -81,8 +84,6 @@ def check_sweep(suite: Suite) -> list[str]:
 
 
 def _input_problems(spec: Any, dims: Mapping[str, Any]) -> list[str]:
-    from pytest_trtbench.suite import Input
-
     if not isinstance(spec, Input):
         return [f"inputs must be Input(...) values, got {spec!r}"]
     where = f"input {spec.name!r}"
@@ -163,12 +164,8 @@ def claim_suite_name(seen: dict[str, Any], suite: Suite, path: Any, rootpath: An
     """Baselines are keyed by suite name (``<baseline dir>/<gpu>/<name>.json``): a second suite of the same
     name in another file would overwrite the first one's entries, so it is refused naming both files.
     *seen* maps the names collected so far to their files."""
-    import os
-
     first = seen.setdefault(suite.name, path)
     if first != path:
-        from pytest_trtbench.suite import SuiteError
-
         rel = lambda p: os.path.relpath(str(p), str(rootpath))  # noqa: E731
         raise SuiteError(
             f"suite {suite.name} in {rel(path)} has the same name as the suite in {rel(first)}; baselines are "
@@ -178,8 +175,6 @@ def claim_suite_name(seen: dict[str, Any], suite: Suite, path: Any, rootpath: An
 
 
 def check_task(suite: Suite) -> list[str]:
-    from pytest_trtbench.task_checks import task_problems
-
     return task_problems(suite)
 
 

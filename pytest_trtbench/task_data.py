@@ -7,18 +7,20 @@ array when the suite has one input; ``labels`` an array whose first axis is the 
 first case that needs it (:func:`load_task_data`, memoized by the harness), and nothing is downloaded: data comes
 from files in the repository or from a package.
 
-Every problem is a :class:`~pytest_trtbench.suite.SuiteError` naming the suite, the batch and the fix.
+Every problem is a :class:`~pytest_trtbench.suite_types.SuiteError` naming the suite, the batch and the fix.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
+from pytest_trtbench.suite_types import SuiteError
+from pytest_trtbench.task_metrics import TaskMetric, compute, judge, resolve
+
 if TYPE_CHECKING:
     import numpy as np
 
     from pytest_trtbench.suite import Case, Suite
-    from pytest_trtbench.task_metrics import TaskMetric
 
 Batch = tuple[Any, Any]
 """``(inputs, labels)``: inputs a ``{name: array}`` mapping (or one array for a one-input suite)."""
@@ -115,21 +117,15 @@ def load_task_data(suite: Suite) -> TaskData:
         evaluation_raw = list(_batches(dataset.evaluation))
         calibration_raw = [] if dataset.calibration is None else list(_batches(dataset.calibration))
     except Exception as exc:  # the user's loader: a missing file, a parse error
-        raise _error(f"{where}: reading it failed: {type(exc).__name__}: {exc}; fix the loader or the file it reads") from None
+        raise SuiteError(f"{where}: reading it failed: {type(exc).__name__}: {exc}; fix the loader or the file it reads") from None
     if not evaluation_raw:
-        raise _error(f"{where}: the evaluation part has no batches; give Dataset(evaluation=...) at least one batch "
+        raise SuiteError(f"{where}: the evaluation part has no batches; give Dataset(evaluation=...) at least one batch "
                      f"(a plain iterable is split: its first calibration_batches={suite.calibration_batches} calibrate)")
     shapes: dict[str, tuple[int, ...]] = {}
     evaluation = [_batch(suite, f"{where}: evaluation batch {i}", b, shapes) for i, b in enumerate(evaluation_raw)]
     calibration = [_batch(suite, f"{where}: calibration batch {i}", b, shapes, labelled=False)[0]
                    for i, b in enumerate(calibration_raw)]
     return TaskData(calibration, evaluation, shapes)
-
-
-def _error(message: str) -> Exception:
-    from pytest_trtbench.suite import SuiteError
-
-    return SuiteError(message)
 
 
 def _batch(
@@ -139,29 +135,29 @@ def _batch(
     import numpy as np
 
     if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-        raise _error(f"{where} is {type(batch).__name__}, not an (inputs, labels) pair; yield (inputs, labels)")
+        raise SuiteError(f"{where} is {type(batch).__name__}, not an (inputs, labels) pair; yield (inputs, labels)")
     raw, labels = batch
     names = [spec.name for spec in suite.inputs]
     if not isinstance(raw, Mapping):
         if len(names) != 1:
-            raise _error(f"{where}: inputs is one array but the suite has inputs {names}; give {{name: array}}")
+            raise SuiteError(f"{where}: inputs is one array but the suite has inputs {names}; give {{name: array}}")
         raw = {names[0]: raw}
     if sorted(raw) != sorted(names):
-        raise _error(f"{where}: inputs are named {sorted(raw)}, the suite's inputs are {sorted(names)}")
+        raise SuiteError(f"{where}: inputs are named {sorted(raw)}, the suite's inputs are {sorted(names)}")
     feeds = {spec.name: np.asarray(raw[spec.name]).astype(spec.dtype, copy=False) for spec in suite.inputs}
     sizes = {name: (a.shape[0] if a.ndim else 0) for name, a in feeds.items()}
     n = next(iter(sizes.values()))
     labels_array = np.asarray(labels)
     if labelled and (labels_array.ndim == 0 or labels_array.shape[0] != n):
         got = "a scalar" if labels_array.ndim == 0 else f"{labels_array.shape[0]} labels"
-        raise _error(f"{where}: {got} for a batch of {n} samples; labels need one entry per sample (first axis)")
+        raise SuiteError(f"{where}: {got} for a batch of {n} samples; labels need one entry per sample (first axis)")
     if n == 0 or len(set(sizes.values())) != 1:
-        raise _error(f"{where}: inputs have batch sizes {sizes}; every input needs the same number (>= 1) of samples")
+        raise SuiteError(f"{where}: inputs have batch sizes {sizes}; every input needs the same number (>= 1) of samples")
     for name, array in feeds.items():
         sample = tuple(int(d) for d in array.shape[1:])
         first = shapes.setdefault(name, sample)
         if sample != first:
-            raise _error(f"{where}: input {name!r} samples are {'x'.join(map(str, sample))}, earlier batches' are "
+            raise SuiteError(f"{where}: input {name!r} samples are {'x'.join(map(str, sample))}, earlier batches' are "
                          f"{'x'.join(map(str, first))}; every sample of an input needs one shape")
     return feeds, labels_array
 
@@ -171,7 +167,7 @@ def check_fits(case: Case, data: TaskData) -> None:
     for name, shape in case.shape_map().items():
         sample = data.sample_shapes.get(name)
         if sample is not None and tuple(shape[1:]) != sample:
-            raise _error(
+            raise SuiteError(
                 f"suite {case.suite.name}: data samples of input {name!r} are {'x'.join(map(str, sample))} but case "
                 f"{case.param_id} feeds {'x'.join(map(str, shape))}; the batch must be axis 0 and the other dims "
                 "must match the data (set dims= to the data's sizes)"
@@ -204,7 +200,7 @@ def run_evaluation(
         feeds = {n: _padded(inputs[n][start:start + take], batch) for n in names}
         result = run(feeds)
         if output not in result:
-            raise _error(f"the task metric reads output {output!r} but the model gives {sorted(result)}")
+            raise SuiteError(f"the task metric reads output {output!r} but the model gives {sorted(result)}")
         chunks.append(np.asarray(result[output])[:take])
     return np.concatenate(chunks), labels
 
@@ -230,8 +226,6 @@ def measure_task(
 ) -> TaskMetric:
     """The case's task metric: the engine over the evaluation part at the case's batch size, the reference's
     value (*reference_value*, memoized by the caller), judged by the case's tolerance for *output*."""
-    from pytest_trtbench.task_metrics import compute, judge, resolve
-
     check_fits(case, data)
     name, fn = resolve(case.suite.metric)
     outputs, labels = run_evaluation(engine_run, data, output, case.batch_size)
@@ -247,13 +241,11 @@ def reference_metric(
 ) -> float:
     """The reference's metric on the evaluation part (batches of 64), or, without a live reference, the value
     the baseline stored for the same metric."""
-    from pytest_trtbench.task_metrics import compute, resolve
-
     name, fn = resolve(suite.metric)
     if reference_run is None:
         if stored and stored.get("name") == name and isinstance(stored.get("reference"), (int, float)):
             return float(stored["reference"])
-        raise _error(f"suite {suite.name}: no live reference and no stored {name} in {baseline_file}: record the "
+        raise SuiteError(f"suite {suite.name}: no live reference and no stored {name} in {baseline_file}: record the "
                      "baseline once where the reference runs (live_reference=True) with --trt-update-baselines")
     outputs, labels = run_evaluation(reference_run, data, output, 64)
     return compute(name, fn, outputs, labels, f"suite {suite.name} (reference)")

@@ -18,6 +18,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+from pytest_trtbench.suite_types import SuiteError
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -139,8 +141,6 @@ def resolve(metric: Any) -> tuple[str, MetricFn]:
 
 def compute(name: str, fn: MetricFn, outputs: np.ndarray, labels: np.ndarray, where: str) -> float:
     """*fn* on the outputs, as a float; a metric that raises or returns a non-number is a one-line error."""
-    from pytest_trtbench.suite import SuiteError
-
     try:
         value = fn(outputs, labels)
     except Exception as exc:
