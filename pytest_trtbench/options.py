@@ -73,6 +73,7 @@ def _number(kind: type, minimum: float, *, inclusive: bool) -> Callable[[str], A
 
 _positive_float = _number(float, 0, inclusive=False)
 _non_negative_int = _number(int, 0, inclusive=True)
+_positive_int = _number(int, 1, inclusive=True)
 _non_negative_float = _number(float, 0, inclusive=True)
 
 
@@ -192,13 +193,13 @@ _VALUED: list[tuple[str, Callable[[str], Any], Any, str]] = [
     (LATENCY_GATE, _gate_mode, "auto", "latency gate: on (fail regressions), off, or auto "
      "(on for GPUs; advisory on CPU: a slowdown is reported, the case still passes)"),
     (WARMUP_S, _positive_float, 0.05, "warmup seconds before timing"),
-    (BLOCKS, _non_negative_int, 5, "independent timed blocks per case"),
-    (MIN_BLOCK_ITERS, _non_negative_int, 5, "minimum iterations per block"),
+    (BLOCKS, _positive_int, 5, "independent timed blocks per case"),
+    (MIN_BLOCK_ITERS, _positive_int, 5, "minimum iterations per block"),
     (MIN_BLOCK_S, _positive_float, 0.02, "minimum seconds per block"),
     (ENERGY_S, _non_negative_float, 1.0, "GPU: seconds of back-to-back launches for the energy per inference "
      "(NVML; 0: skip)"),
     (CONFIRM, _non_negative_int, 1, "re-measurements that must confirm a latency regression"),
-    (HISTORY, _non_negative_int, 10, "baseline runs kept per case for the noise estimate"),
+    (HISTORY, _positive_int, 10, "baseline runs kept per case for the noise estimate"),
     (CUDA, _cuda_layer, "auto", "GPU: the CUDA library that moves buffers, runs streams and times engines: torch, "
      "cuda-python, pycuda, or auto (the first usable in that order)"),
     (SIZE, _choice("tiny", "full"), "tiny", "model size of the shipped suites: tiny (CPU CI) or full (GPU)"),

@@ -449,7 +449,12 @@ USAGE = "ERROR: *"
 OPTION_KINDS = [
     Kind("opt-latency-tolerance-abc", _option("--trt-latency-tolerance=abc"), 4,
          ["*--trt-latency-tolerance*expected a fraction (0.05) or a percentage (5%), got 'abc'*"], ""),
-    Kind("opt-blocks-negative", _option("--trt-blocks=-1"), 4, ["*--trt-blocks*expected an integer >= 0, got '-1'*"], ""),
+    Kind("opt-blocks-negative", _option("--trt-blocks=-1"), 4, ["*--trt-blocks*expected an integer >= 1, got '-1'*"], ""),
+    # 0 blocks, 0 iterations, 0 stored runs: silently ran as 1 before
+    Kind("opt-blocks-zero", _option("--trt-blocks=0"), 4, ["*--trt-blocks*expected an integer >= 1, got '0'*"], ""),
+    Kind("opt-min-block-iters-zero", _option("--trt-min-block-iters=0"), 4,
+         ["*--trt-min-block-iters*expected an integer >= 1, got '0'*"], ""),
+    Kind("opt-history-zero", _option("--trt-history=0"), 4, ["*--trt-history*expected an integer >= 1, got '0'*"], ""),
     Kind("opt-warmup-zero", _option("--trt-warmup-s=0"), 4, ["*--trt-warmup-s*expected a number > 0, got '0'*"], ""),
     Kind("opt-warmup-inf", _option("--trt-warmup-s=inf"), 4, ["*--trt-warmup-s*expected a number > 0, got 'inf'*"], ""),
     Kind("opt-min-block-s-nan", _option("--trt-min-block-s=nan"), 4, ["*--trt-min-block-s*got 'nan'*"], ""),

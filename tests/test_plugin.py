@@ -206,7 +206,7 @@ def test_bad_option_values_are_usage_errors(pytester: pytest.Pytester) -> None:
     write_suite(pytester)
     result = pytester.runpytest("--trt-blocks=-2")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*expected an integer >= 0*"])
+    result.stderr.fnmatch_lines(["*expected an integer >= 1*"])
 
 
 def test_plain_python_style_with_fixtures(pytester: pytest.Pytester) -> None:
