@@ -93,12 +93,11 @@ def _value_error_as_usage(target: str, where: str = "") -> Callable[[str], Any]:
     return parse
 
 
-_tolerance = _value_error_as_usage(  # 5% or 0.05 (a fraction): gate.parse_tolerance
-    "pytest_trtbench.gate:parse_tolerance", f"{LATENCY_TOLERANCE} (ini {ini_name(LATENCY_TOLERANCE)})"
-)
+# the option (or ini key) given the bad value is named by _naming (option types in _VALUED): they name none
+_tolerance = _value_error_as_usage("pytest_trtbench.gate:parse_tolerance")  # 5% or 0.05 (a fraction)
 _cuda_layer = _value_error_as_usage("pytest_trtbench.cuda.select:parse_layer")
-_size = _value_error_as_usage("pytest_trtbench.cache_admin:parse_size", CACHE_MAX_SIZE)
-_build_option = _value_error_as_usage("pytest_trtbench.build_options:parse_build_option", BUILD_OPTION)
+_size = _value_error_as_usage("pytest_trtbench.cache_admin:parse_size")
+_build_option = _value_error_as_usage("pytest_trtbench.build_options:parse_build_option", BUILD_OPTION)  # no _naming
 
 
 def checked_cuda(requested: str, device: Any, executes: bool = True) -> str:
@@ -126,7 +125,7 @@ def _choice(*choices: str) -> Callable[[str], str]:
 
 def _gate_mode(text: str) -> str:
     if text not in ("on", "off", "auto"):
-        raise pytest.UsageError(f"{LATENCY_GATE} (ini {ini_name(LATENCY_GATE)}): expected on, off or auto; got {text!r}")
+        raise pytest.UsageError(f"expected on, off or auto; got {text!r}")
     return text
 
 

@@ -329,6 +329,8 @@ def decide(
         notes=list(outcome.latency.notes) if outcome.latency is not None else [],
     )
     write = settings.update_baselines and not failures
+    layer_note = outcome.layers.note if outcome.layers is not None else ""  # e.g. why no profile was captured
+    verdict = V.Verdict(verdict.status, "; ".join(filter(None, [verdict.reason, layer_note])))
     if write:
         verdict = V.Verdict(verdict.status, "; ".join(filter(None, [verdict.reason, "baseline updated"])))
     return verdict, write

@@ -456,3 +456,14 @@ def test_the_summary_counts_cases_whose_latency_was_not_compared_by_cause() -> N
     assert latency_not_compared_line(rows[1:]) == (
         "latency not compared for 2 case(s): baseline from another CPU 2; the reason column says why")
     assert latency_not_compared_line(rows[3:]) == ""
+
+
+def test_a_profile_that_could_not_be_captured_is_said_on_a_passing_case_too(tmp_path: Path) -> None:
+    res = make_resources(tmp_path, baseline=recorded_baseline(tmp_path), latencies=[1.0],
+                         settings={"profile_layers": True})
+    outcome = run_case(fake_case(), res)
+    assert outcome.status == V.PASS
+    assert outcome.reason.endswith("layer profile not captured: FakeEngine has no per-layer profiler"), outcome.reason
+    updated = run_case(fake_case(), make_resources(tmp_path, settings={"update_baselines": True}, latencies=[1.0]))
+    assert updated.reason.endswith("layer profile not captured: FakeEngine has no per-layer profiler; baseline updated")
+    assert updated.baseline_entry is not None and "layers" not in updated.baseline_entry
