@@ -161,10 +161,11 @@ def test_latency_tolerance_parses_percent_and_fraction(text: str, value: float) 
 
 @pytest.mark.parametrize("text", ["0%", "-5%", "five", "", "%"])
 def test_bad_latency_tolerance_is_a_usage_error(text: str) -> None:
-    from pytest_trtbench.options import _tolerance as _fraction
+    from pytest_trtbench.options import LATENCY_TOLERANCE, _naming, _tolerance
 
-    with pytest.raises(pytest.UsageError, match="--trt-latency-tolerance"):
-        _fraction(text)
+    with pytest.raises(pytest.UsageError, match="^--trt-latency-tolerance: ") as exc:  # as the option's type= does
+        _naming(LATENCY_TOLERANCE, _tolerance)(text)
+    assert str(exc.value).count("--trt-latency-tolerance") == 1  # named once
 
 
 # --- the README's contracts ---------------------------------------------------------------------------
