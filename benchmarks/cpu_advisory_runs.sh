@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's first command, N times in a row on an unchanged checkout, while a busy loop loads one core.
 # Each run must exit 0 (CPU latency is advisory by default); the script reports every run's exit code, verdict
-# counts, how many cases carried an advisory slowdown, and the load average around each run.
+# counts, how many cases carried an advisory latency note (a slowdown or, since 4f1926a, a speedup), and the load
+# average around each run.
 #
 #   bash benchmarks/cpu_advisory_runs.sh [N=10] [OUT=benchmarks/results/cpu_advisory_runs.md]
 #
@@ -23,7 +24,7 @@ trap 'kill "$loader" 2>/dev/null; rm -rf "$work"' EXIT
   echo "date $(date -u +%Y-%m-%dT%H:%MZ); load: a \`python3 -c 'while True: pass'\` busy loop (pid $loader) for the"
   echo "whole series, on top of whatever else the machine ran (load averages below)."
   echo
-  echo "| run | exit | seconds | verdicts | advisory slowdowns | loadavg before | loadavg after |"
+  echo "| run | exit | seconds | verdicts | advisory latency notes (slowdowns and speedups) | loadavg before | loadavg after |"
   echo "|---|---|---|---|---|---|---|"
 } > "$out"
 fails=0
