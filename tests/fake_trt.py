@@ -36,11 +36,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import onnx
 import pytest
+from fake_cuda import HostMemoryCudaLayer
 
-from pytest_trtbench.cuda.layer import MIN_ALLOCATION, CudaLayer, DeviceBuffer, Event, Graph, Stream
+from pytest_trtbench.cuda.layer import DeviceBuffer, Graph, Stream
 
 trt = pytest.importorskip("tensorrt_rtx", reason="the fake uses TensorRT-RTX's enums and real CPU builds")
 
@@ -117,54 +117,23 @@ class FakeGraph:
             context.graph_replays += 1
 
 
-class FakeCudaLayer(CudaLayer):
+class FakeCudaLayer(HostMemoryCudaLayer):
     """A FAKE CUDA layer (pytest_trtbench.cuda's interface): "device" buffers are host arrays whose
     addresses the fake runtime remembers as device memory; captures record the fake contexts' enqueues."""
 
-    name = "fake"
     _next_stream = 0x1000
 
     def __init__(self, rt: FakeRuntime) -> None:
         self.rt = rt
 
     def alloc(self, nbytes: int) -> DeviceBuffer:
-        memory = np.zeros(max(int(nbytes), MIN_ALLOCATION), np.uint8)
-        self.rt.device_ptrs.add(int(memory.ctypes.data))
-        return DeviceBuffer(self, int(memory.ctypes.data), int(nbytes), memory)
-
-    def release(self, native: Any) -> None:
-        pass
-
-    def copy_to_device(self, buffer: DeviceBuffer, host: np.ndarray, stream: Stream) -> None:
-        buffer.native[: host.nbytes] = host.reshape(-1).view(np.uint8)
-
-    def copy_to_host(self, host: np.ndarray, buffer: DeviceBuffer, stream: Stream) -> None:
-        host.reshape(-1).view(np.uint8)[:] = buffer.native[: host.nbytes]
-
-    def copy_device(self, dst: DeviceBuffer, src: DeviceBuffer, nbytes: int, stream: Stream) -> None:
-        dst.native[:nbytes] = src.native[:nbytes]
-
-    def mem_info(self) -> tuple[int, int]:
-        return 1 << 30, 1 << 30
+        buffer = super().alloc(nbytes)
+        self.rt.device_ptrs.add(buffer.ptr)
+        return buffer
 
     def stream(self) -> Stream:
         FakeCudaLayer._next_stream += 0x10
         return Stream(self, FakeCudaLayer._next_stream, None)
-
-    def stream_synchronize(self, stream: Stream) -> None:
-        pass
-
-    def event(self) -> Event:
-        return Event(self, None)
-
-    def event_record(self, event: Event, stream: Stream) -> None:
-        pass
-
-    def event_synchronize(self, event: Event) -> None:
-        pass
-
-    def event_elapsed_ms(self, start: Event, end: Event) -> float:
-        return 0.0
 
     def capture(self, stream: Stream, work: Callable[[], Any]) -> Graph:
         rt = self.rt

@@ -8,6 +8,7 @@ import math
 import re
 
 import pytest
+from fast_history import make_history_fast
 
 from pytest_trtbench.baseline import load_baselines
 from pytest_trtbench.device import DeviceInfo, cpu_model
@@ -200,14 +201,7 @@ def slowed(pytester: pytest.Pytester, steady_clock: object) -> pytest.Pytester:
     pytest.importorskip("onnxruntime")
     pytester.makepyfile(test_tiny=SUITE)
     pytester.runpytest(*FAST, "--trt-update-baselines").assert_outcomes(passed=2)
-    path = pytester.path / "baselines" / "cpu" / "test_tiny.json"
-    data = json.loads(path.read_text())
-    for entry in data["cases"].values():
-        entry["latency"]["median_ms"] = 1e-4
-        for stored in entry["latency"]["runs"]:
-            for block in stored["blocks"]:
-                block["median_ms"], block["iqr_ms"] = 1e-4, 1e-5
-    path.write_text(json.dumps(data))
+    make_history_fast(pytester.path / "baselines" / "cpu" / "test_tiny.json")
     return pytester
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from fast_history import make_history_fast
 
 from pytest_trtbench.baseline import SCHEMA_VERSION, BaselineError, load_baselines, update_baselines
 from pytest_trtbench.baseline_check import entry_problem
@@ -318,20 +319,10 @@ def write_knob(pytester: pytest.Pytester, extra: int = 0, wide: int = 1) -> None
 
 
 def faster_baseline(pytester: pytest.Pytester) -> dict[str, Any]:
-    """Replace the recorded latency by a clean 0.1 µs history (every block 1e-4 ms, IQR 1e-5 ms); the tests that
-    gate against it time their runs with the FAKE steady clock (conftest.py: 0.01 ms per iteration), so the rule
-    calls the case slower whatever this shared VM's timing does: scaling the real blocks by 1/10 or even
-    1/1000 was not enough, because their noise (a recording with a block CoV of 995 %) made any ratio "not
-    credible". The layer profile stays the real one recorded from the model before the knob changed."""
-    path = pytester.path / "baselines" / "cpu" / "test_knob.json"
-    data = json.loads(path.read_text())
-    for e in data["cases"].values():
-        e["latency"]["median_ms"] = 1e-4
-        for stored in e["latency"]["runs"]:
-            for block in stored["blocks"]:
-                block["median_ms"], block["iqr_ms"] = 1e-4, 1e-5
-    path.write_text(json.dumps(data))
-    return data
+    """Replace the recorded latency by a clean 0.1 µs history (``fast_history.make_history_fast``; the tests
+    that gate against it time their runs with the FAKE steady clock). The layer profile stays the real one
+    recorded from the model before the knob changed."""
+    return make_history_fast(pytester.path / "baselines" / "cpu" / "test_knob.json")
 
 
 def knob_row(pytester: pytest.Pytester) -> dict[str, str]:

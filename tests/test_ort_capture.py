@@ -15,18 +15,17 @@ from typing import Any, Callable
 
 import numpy as np
 import pytest
+from fake_cuda import HostMemoryCudaLayer
 
 from pytest_trtbench.backends.ort_graph import CUDA_GRAPH_PINNED, CudaGraphSession, graph_session
-from pytest_trtbench.cuda.layer import CudaLayer, CudaLayerError, DeviceBuffer, Event, Graph, Stream
+from pytest_trtbench.cuda.layer import CudaLayerError, DeviceBuffer, Graph, Stream
 
 onnx = pytest.importorskip("onnx")
 
 
-class FakeLayer(CudaLayer):
+class FakeLayer(HostMemoryCudaLayer):
     """FAKE CUDA layer: device buffers are host arrays found by address; a capture records the work that
     the fake session enqueues and replays it; a synchronize during a capture invalidates it (as CUDA does)."""
-
-    name = "fake"
 
     def __init__(self) -> None:
         self.by_ptr: dict[int, np.ndarray] = {}
@@ -35,24 +34,9 @@ class FakeLayer(CudaLayer):
         self.launches = 0
 
     def alloc(self, nbytes: int) -> DeviceBuffer:
-        memory = np.zeros(max(int(nbytes), 256), np.uint8)
-        self.by_ptr[int(memory.ctypes.data)] = memory
-        return DeviceBuffer(self, int(memory.ctypes.data), int(nbytes), memory)
-
-    def release(self, native: Any) -> None:
-        pass
-
-    def copy_to_device(self, buffer: DeviceBuffer, host: np.ndarray, stream: Stream) -> None:
-        buffer.native[: host.nbytes] = host.reshape(-1).view(np.uint8)
-
-    def copy_to_host(self, host: np.ndarray, buffer: DeviceBuffer, stream: Stream) -> None:
-        host.reshape(-1).view(np.uint8)[:] = buffer.native[: host.nbytes]
-
-    def copy_device(self, dst: DeviceBuffer, src: DeviceBuffer, nbytes: int, stream: Stream) -> None:
-        dst.native[:nbytes] = src.native[:nbytes]
-
-    def mem_info(self) -> tuple[int, int]:
-        return 1 << 30, 1 << 30
+        buffer = super().alloc(nbytes)
+        self.by_ptr[buffer.ptr] = buffer.native
+        return buffer
 
     def stream(self) -> Stream:
         return Stream(self, 0x5000, None)
@@ -64,18 +48,6 @@ class FakeLayer(CudaLayer):
         if self.capturing is not None:
             self.invalidated = True
             raise RuntimeError("cudaErrorStreamCaptureUnsupported: operation not permitted when stream is capturing")
-
-    def event(self) -> Event:
-        return Event(self, None)
-
-    def event_record(self, event: Event, stream: Stream) -> None:
-        pass
-
-    def event_synchronize(self, event: Event) -> None:
-        pass
-
-    def event_elapsed_ms(self, start: Event, end: Event) -> float:
-        return 0.0
 
     def capture(self, stream: Stream, work: Callable[[], Any]) -> Graph:
         self.capturing, self.invalidated = [], False
